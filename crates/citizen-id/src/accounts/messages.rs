@@ -1,0 +1,61 @@
+//! The messages Citizen ID sends, as outbox rows. Recipient and personalisation are sealed
+//! together under the key-encryption key and only opened by the delivery worker.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::crypto::{KeyEncryptionKey, random_token};
+use crate::store::outbox::NewOutboxMessage;
+
+/// Every message, by its template name (mapped to a provider template id at delivery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    EmailVerificationCode,
+    SignInCode,
+    MobileVerificationCode,
+    PasswordResetCode,
+    AccountAlreadyExists,
+    PasswordChanged,
+}
+
+impl Template {
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::EmailVerificationCode => "email-verification-code",
+            Template::SignInCode => "sign-in-code",
+            Template::MobileVerificationCode => "mobile-verification-code",
+            Template::PasswordResetCode => "password-reset-code",
+            Template::AccountAlreadyExists => "account-already-exists",
+            Template::PasswordChanged => "password-changed",
+        }
+    }
+
+    pub fn channel(self) -> &'static str {
+        match self {
+            Template::SignInCode | Template::MobileVerificationCode => "sms",
+            _ => "email",
+        }
+    }
+}
+
+/// The sealed part of an outbox row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealedContent {
+    pub to: String,
+    pub personalisation: Map<String, Value>,
+}
+
+pub fn outbox_context(id: &str) -> String {
+    format!("outbox:{id}")
+}
+
+pub fn compose(kek: &KeyEncryptionKey, template: Template, to: &str, personalisation: Value) -> NewOutboxMessage {
+    let id = random_token(16);
+    let content = SealedContent { to: to.to_string(), personalisation: personalisation.as_object().cloned().unwrap_or_default() };
+    let sealed = kek.seal(&outbox_context(&id), &serde_json::to_vec(&content).expect("serialisable"));
+    NewOutboxMessage { id, channel: template.channel().to_string(), template: template.name().to_string(), sealed_message: sealed }
+}
+
+pub fn code_message(kek: &KeyEncryptionKey, template: Template, to: &str, code: &str) -> NewOutboxMessage {
+    compose(kek, template, to, json!({ "code": code }))
+}

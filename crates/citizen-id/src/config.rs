@@ -1,0 +1,177 @@
+//! Settings, read once at start-up from a TOML file and `CITIZEN_ID_*` environment variables.
+//! Functions take the narrowest part they need (`&TokenLifetimes`, `&SecurityLimits`), never
+//! the whole `Settings`.
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+use crate::clock::{DAY, HOUR, MINUTE};
+
+/// Sandpit runs everything locally with simulators and the fixed test code; production never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Sandpit,
+    Production,
+}
+
+/// The reference's lifetimes (Federation spec Table 18), in milliseconds.
+#[derive(Debug, Clone)]
+pub struct TokenLifetimes {
+    pub authorization_code: i64,
+    pub access_token: i64,
+    pub id_token: i64,
+    pub refresh_token: i64,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        TokenLifetimes { authorization_code: 10 * MINUTE, access_token: 5 * MINUTE, id_token: 60 * MINUTE, refresh_token: 30 * DAY }
+    }
+}
+
+/// Limits on every guessable secret.
+#[derive(Debug, Clone)]
+pub struct SecurityLimits {
+    pub code_lifetime: i64,
+    pub code_max_attempts: i64,
+    pub codes_per_hour: i64,
+    pub password_max_failures: i64,
+    pub lockout: i64,
+    /// Attempts at a guessable secret per client IP per minute.
+    pub per_ip_per_minute: i64,
+    /// Sign-in attempts per email per 15 minutes.
+    pub per_account_per_quarter_hour: i64,
+    /// SSO session limits: idle and absolute.
+    pub session_idle: i64,
+    pub session_absolute: i64,
+    pub remembered_device: i64,
+}
+
+impl Default for SecurityLimits {
+    fn default() -> Self {
+        SecurityLimits {
+            code_lifetime: 10 * MINUTE,
+            code_max_attempts: 5,
+            codes_per_hour: 5,
+            password_max_failures: 5,
+            lockout: 15 * MINUTE,
+            per_ip_per_minute: 30,
+            per_account_per_quarter_hour: 10,
+            session_idle: 30 * MINUTE,
+            session_absolute: 12 * HOUR,
+            remembered_device: 30 * DAY,
+        }
+    }
+}
+
+/// One Notify-compatible provider; the first is primary, the rest are fail-over.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotifyProviderSettings {
+    pub base_url: String,
+    pub api_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    /// The issuer URL, without a trailing slash: `https://auth.example.org`.
+    pub issuer: String,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub key_encryption_secret: String,
+    pub notify_providers: Vec<NotifyProviderSettings>,
+    /// Trust `X-Forwarded-For` (only behind a known proxy that sets it).
+    pub trust_forwarded_for: bool,
+    pub lifetimes: TokenLifetimes,
+    pub limits: SecurityLimits,
+    /// The sandpit's fixed one-time code; always `None` in production.
+    pub test_code: Option<String>,
+}
+
+impl Settings {
+    /// Cookies get `Secure` and the `__Host-` prefix whenever the issuer is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// What a production config file holds (everything else has safe defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub issuer: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub key_encryption_secret: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<NotifyProviderSettings>,
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = env("CITIZEN_ID_ISSUER") {
+            cfg.issuer = Some(v);
+        }
+        if let Some(v) = env("DATABASE_URL") {
+            cfg.database_url = Some(v);
+        }
+        if let Some(v) = env("CITIZEN_ID_KEY_ENCRYPTION_SECRET") {
+            cfg.key_encryption_secret = Some(v);
+        }
+        if let Some(v) = env("CITIZEN_ID_LISTEN") {
+            cfg.listen = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_LISTEN: {e}"))?);
+        }
+        if let (Some(base_url), Some(api_key)) = (env("CITIZEN_ID_NOTIFY_URL"), env("CITIZEN_ID_NOTIFY_API_KEY")) {
+            cfg.notify.insert(0, NotifyProviderSettings { base_url, api_key });
+        }
+        Ok(cfg)
+    }
+
+    /// Production settings: refuses to start without an issuer, a database and a key secret.
+    pub fn into_production(self) -> anyhow::Result<Settings> {
+        let issuer = self.issuer.ok_or_else(|| anyhow::anyhow!("an issuer URL is required (issuer / CITIZEN_ID_ISSUER)"))?;
+        let issuer = issuer.trim_end_matches('/').to_string();
+        if !issuer.starts_with("https://") && !is_local(&issuer) {
+            anyhow::bail!("the issuer must be an https URL");
+        }
+        let database_url = self.database_url.ok_or_else(|| anyhow::anyhow!("a database URL is required (database_url / DATABASE_URL)"))?;
+        let key_encryption_secret = self
+            .key_encryption_secret
+            .ok_or_else(|| anyhow::anyhow!("a key-encryption secret is required (key_encryption_secret / CITIZEN_ID_KEY_ENCRYPTION_SECRET)"))?;
+        if key_encryption_secret.len() < 32 {
+            anyhow::bail!("the key-encryption secret must be at least 32 characters");
+        }
+        Ok(Settings {
+            mode: Mode::Production,
+            issuer,
+            listen: self.listen.unwrap_or_else(|| "0.0.0.0:8080".parse().expect("address")),
+            database_url,
+            key_encryption_secret,
+            notify_providers: self.notify,
+            trust_forwarded_for: self.trust_forwarded_for,
+            lifetimes: TokenLifetimes::default(),
+            limits: SecurityLimits::default(),
+            test_code: None,
+        })
+    }
+}
+
+fn is_local(url: &str) -> bool {
+    ["http://localhost", "http://127.0.0.1", "http://[::1]"].iter().any(|p| url.starts_with(p))
+}

@@ -1,0 +1,221 @@
+//! The claims each scope releases about a citizen (Federation spec 3.4.1.1 Table 2, 3.6.2.1
+//! Table 11, 4.2 Table 16; scopes-and-claims.md), and which of them the ID token carries.
+//!
+//! Pure functions over an `AccountRecord`: no I/O. A claim with no value is left out, never sent
+//! as `null` or `""` (spec 3.6.2.1: "it SHALL NOT be present with a null or empty string value").
+//!
+//! Verified demographics (`nhs_number`, `family_name`, `birthdate`, `given_name`) come from
+//! identity proofing, so they are released only for an account proofed to P5 or above
+//! (scopes-and-claims.md: `profile`, `basic_demographics` and `profile_extended` are "No" at P0;
+//! Table 11: `given_name` "only ... where the user's identity has been verified").
+//! Scopes whose data the store does not hold yet (`landline`, `gp_*`, `delegation`) release
+//! nothing rather than something made up.
+
+use domain::{ProofingLevel, Scope, ScopeSet};
+use serde_json::{Map, Value};
+
+use crate::store::accounts::AccountRecord;
+
+/// The user claims Table 16 allows in the ID token (when their scope was granted); every other
+/// claim is served only at the UserInfo endpoint.
+pub const ID_TOKEN_USER_CLAIMS: [&str; 4] = ["nhs_number", "family_name", "birthdate", "identity_proofing_level"];
+
+/// The account's proofing level; an unreadable stored value counts as the lowest (P0), so a
+/// corrupt row can never release more.
+pub fn proofing_level(account: &AccountRecord) -> ProofingLevel {
+    ProofingLevel::parse(&account.proofing_level).unwrap_or_default()
+}
+
+/// Whether the account's mobile number matched a contact number on PDS (Table 11
+/// `phone_number_pds_matched`, spec v1.12).
+///
+/// The store has no column for it yet, so this is `false` for every account. When PDS matching
+/// lands, add `accounts.phone_pds_matched` and read it here: nothing else needs to change.
+pub fn phone_number_pds_matched(_account: &AccountRecord) -> bool {
+    false
+}
+
+/// Every claim `scopes` release about `account` (the UserInfo response body, minus `sub`, `iss`
+/// and `aud`). `client_user_metadata` is the partner's stored value for this citizen, if any.
+pub fn user_claims(account: &AccountRecord, scopes: &ScopeSet, client_user_metadata: Option<&str>) -> Map<String, Value> {
+    let mut claims = Map::new();
+    let level = proofing_level(account);
+    let verified = level >= ProofingLevel::P5;
+    for scope in scopes.iter() {
+        match scope {
+            // Table 2: profile = nhs_number, birthdate, family_name, identity_proofing_level.
+            // Table 16: nhs_number "if ... known".
+            Scope::Profile => {
+                if verified {
+                    put_text(&mut claims, "nhs_number", account.nhs_number.as_deref());
+                }
+                put_demographics(&mut claims, account, verified, level);
+            }
+            // Table 2 (v1.14): basic_demographics is profile without the NHS number.
+            Scope::BasicDemographics => put_demographics(&mut claims, account, verified, level),
+            // Table 2 / Table 11: given_name, for verified identities only.
+            Scope::ProfileExtended => {
+                if verified {
+                    put_text(&mut claims, "given_name", account.given_name.as_deref());
+                }
+            }
+            // Table 11: email and email_verified. Registration verifies the address with a
+            // one-time code before the account exists, so it is always verified.
+            Scope::Email => {
+                if put_text(&mut claims, "email", Some(&account.email)) {
+                    claims.insert("email_verified".into(), Value::Bool(true));
+                }
+            }
+            // Table 11: phone_number (E.164, as stored), verified at registration like the email.
+            Scope::Phone => {
+                if put_text(&mut claims, "phone_number", account.mobile.as_deref()) {
+                    claims.insert("phone_number_verified".into(), Value::Bool(true));
+                    claims.insert("phone_number_pds_matched".into(), Value::Bool(phone_number_pds_matched(account)));
+                }
+            }
+            // Table 11: client_user_metadata, "if no value is held for the RP then this claim is
+            // not returned".
+            Scope::ClientMetadata => {
+                put_text(&mut claims, "client_user_metadata", client_user_metadata);
+            }
+            Scope::Openid
+            | Scope::Landline
+            | Scope::GpRegistrationDetails
+            | Scope::GpIntegrationCredentials
+            | Scope::Delegation => {}
+        }
+    }
+    claims
+}
+
+/// The user claims that go into the ID token: Table 16 lists `family_name`, `birthdate`,
+/// `nhs_number` and `identity_proofing_level`, each only when its scope was granted. The
+/// token endpoint adds `identity_proofing_level` itself for every ID token ("shall be included").
+pub fn id_token_claims(account: &AccountRecord, scopes: &ScopeSet) -> Map<String, Value> {
+    user_claims(account, scopes, None).into_iter().filter(|(name, _)| ID_TOKEN_USER_CLAIMS.contains(&name.as_str())).collect()
+}
+
+fn put_demographics(claims: &mut Map<String, Value>, account: &AccountRecord, verified: bool, level: ProofingLevel) {
+    if verified {
+        put_text(claims, "birthdate", account.birthdate.as_deref());
+        put_text(claims, "family_name", account.family_name.as_deref());
+    }
+    claims.insert("identity_proofing_level".into(), Value::String(level.as_str().into()));
+}
+
+/// Inserts a non-empty text claim; returns whether it was inserted.
+fn put_text(claims: &mut Map<String, Value>, name: &str, value: Option<&str>) -> bool {
+    match value.map(str::trim) {
+        Some(v) if !v.is_empty() => {
+            claims.insert(name.into(), Value::String(v.into()));
+            true
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(level: &str) -> AccountRecord {
+        AccountRecord {
+            id: "sub-1".into(),
+            email: "jane@example.com".into(),
+            password_hash: None,
+            mobile: Some("+447700900123".into()),
+            proofing_level: level.into(),
+            nhs_number: Some("9000000009".into()),
+            family_name: Some("Doe".into()),
+            given_name: Some("Jane".into()),
+            birthdate: Some("2001-12-30".into()),
+            failed_logins: 0,
+            locked_until: None,
+            created_at: 0,
+            updated_at: 0,
+            last_sign_in_at: None,
+        }
+    }
+
+    fn scopes(s: &str) -> ScopeSet {
+        ScopeSet::parse(s).unwrap()
+    }
+
+    fn names(m: &Map<String, Value>) -> Vec<&str> {
+        let mut v: Vec<&str> = m.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn profile_releases_the_default_profile() {
+        let c = user_claims(&account("P9"), &scopes("openid profile"), None);
+        assert_eq!(names(&c), ["birthdate", "family_name", "identity_proofing_level", "nhs_number"]);
+        assert_eq!(c["nhs_number"], "9000000009");
+        assert_eq!(c["identity_proofing_level"], "P9");
+    }
+
+    #[test]
+    fn basic_demographics_never_releases_the_nhs_number() {
+        let c = user_claims(&account("P9"), &scopes("openid basic_demographics"), None);
+        assert_eq!(names(&c), ["birthdate", "family_name", "identity_proofing_level"]);
+    }
+
+    #[test]
+    fn nhs_number_is_omitted_when_not_known() {
+        let mut a = account("P5");
+        a.nhs_number = None;
+        a.family_name = Some(String::new());
+        let c = user_claims(&a, &scopes("openid profile"), None);
+        assert_eq!(names(&c), ["birthdate", "identity_proofing_level"]);
+    }
+
+    #[test]
+    fn unverified_accounts_release_no_demographics() {
+        let c = user_claims(&account("P0"), &scopes("openid profile profile_extended"), None);
+        assert_eq!(names(&c), ["identity_proofing_level"]);
+        assert_eq!(c["identity_proofing_level"], "P0");
+        let mut corrupt = account("P7");
+        corrupt.proofing_level = "nonsense".into();
+        assert_eq!(names(&user_claims(&corrupt, &scopes("openid profile"), None)), ["identity_proofing_level"]);
+    }
+
+    #[test]
+    fn email_phone_and_extended_claims() {
+        let c = user_claims(&account("P9"), &scopes("openid email phone profile_extended"), None);
+        assert_eq!(
+            names(&c),
+            ["email", "email_verified", "given_name", "phone_number", "phone_number_pds_matched", "phone_number_verified"]
+        );
+        assert_eq!(c["email_verified"], true);
+        assert_eq!(c["phone_number"], "+447700900123");
+        assert_eq!(c["phone_number_verified"], true);
+        assert_eq!(c["phone_number_pds_matched"], false);
+        let mut no_mobile = account("P0");
+        no_mobile.mobile = None;
+        assert!(user_claims(&no_mobile, &scopes("openid phone"), None).is_empty());
+    }
+
+    #[test]
+    fn client_metadata_only_when_held_and_scoped() {
+        let a = account("P0");
+        assert_eq!(user_claims(&a, &scopes("openid client_metadata"), Some("abc"))["client_user_metadata"], "abc");
+        assert!(user_claims(&a, &scopes("openid client_metadata"), None).is_empty());
+        assert!(user_claims(&a, &scopes("openid client_metadata"), Some("")).is_empty());
+        assert!(user_claims(&a, &scopes("openid email"), Some("abc")).get("client_user_metadata").is_none());
+    }
+
+    #[test]
+    fn openid_alone_and_unheld_scopes_release_nothing() {
+        let c = user_claims(&account("P9"), &scopes("openid landline gp_registration_details gp_integration_credentials"), None);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn id_token_carries_only_table_16_claims() {
+        let all = scopes("openid profile profile_extended email phone client_metadata");
+        let c = id_token_claims(&account("P9"), &all);
+        assert_eq!(names(&c), ["birthdate", "family_name", "identity_proofing_level", "nhs_number"]);
+        assert!(id_token_claims(&account("P9"), &scopes("openid email")).is_empty());
+    }
+}

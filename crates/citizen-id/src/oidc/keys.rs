@@ -1,0 +1,204 @@
+//! The token signing key ring: RS512 (the reference's only algorithm) with RSA-2048 keys.
+//!
+//! Keys are generated here, stored sealed (`store::keys`), and cached in memory parsed, so a
+//! signature costs one RSA operation and nothing else. Rotation makes a new key the signer at
+//! once; the old key stays in JWKS until every token it signed has expired (the ID token
+//! lifetime), so partners never see a signature they cannot check.
+
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::clock;
+use crate::crypto::{KeyEncryptionKey, b64url, b64url_decode, random_token};
+use crate::store::keys::SigningKeyRecord;
+use crate::store::{Db, StoreResult};
+
+struct LoadedKey {
+    kid: String,
+    /// `None` for a retired key: it only verifies.
+    signer: Option<KeyPair>,
+    public: PublicKeyComponents<Vec<u8>>,
+    jwk: Value,
+}
+
+/// The signing keys, shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyRing {
+    keys: Arc<RwLock<Vec<Arc<LoadedKey>>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("unsupported algorithm")]
+    Algorithm,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("bad signature")]
+    Signature,
+}
+
+fn sealing_context(kid: &str) -> String {
+    format!("signing_keys:{kid}")
+}
+
+impl KeyRing {
+    /// Loads the published keys; creates the first key when there is none.
+    pub async fn load(db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<KeyRing> {
+        let ring = KeyRing { keys: Arc::new(RwLock::new(Vec::new())) };
+        ring.reload(db, kek).await?;
+        if ring.current_kid().is_none() {
+            generate_key(db, kek).await?;
+            ring.reload(db, kek).await?;
+        }
+        Ok(ring)
+    }
+
+    /// Re-reads keys from the database (after a rotation by the CLI or another instance).
+    pub async fn reload(&self, db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<()> {
+        let records = db.published_signing_keys(clock::now_ms()).await?;
+        let mut loaded = Vec::with_capacity(records.len());
+        for r in records {
+            let jwk: Value = serde_json::from_str(&r.public_jwk)?;
+            let public = components_from_jwk(&jwk).ok_or_else(|| anyhow::anyhow!("stored JWK {} is malformed", r.kid))?;
+            let signer = if r.retired_at.is_none() {
+                let der = kek.open(&sealing_context(&r.kid), &r.sealed_private_key)?;
+                Some(KeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("signing key {}: {e}", r.kid))?)
+            } else {
+                None
+            };
+            loaded.push(Arc::new(LoadedKey { kid: r.kid, signer, public, jwk }));
+        }
+        *self.keys.write().expect("key ring lock") = loaded;
+        Ok(())
+    }
+
+    pub fn current_kid(&self) -> Option<String> {
+        self.current().map(|k| k.kid.clone())
+    }
+
+    fn current(&self) -> Option<Arc<LoadedKey>> {
+        self.keys.read().expect("key ring lock").iter().find(|k| k.signer.is_some()).cloned()
+    }
+
+    /// The JWKS document: every published key's public half.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self.keys.read().expect("key ring lock").iter().map(|k| k.jwk.clone()).collect();
+        json!({ "keys": keys })
+    }
+
+    /// Signs `claims` as a compact JWS with RS512 and the current key's `kid`.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
+        let key = self.current().ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+        sign_with(key.signer.as_ref().expect("current key signs"), &key.kid, claims)
+    }
+
+    /// Verifies a token this service signed and returns its claims (no time checks: callers
+    /// check `exp` and the rest).
+    pub fn verify(&self, token: &str) -> Result<Value, JwtError> {
+        let (header, claims, signing_input, sig) = split_jws(token)?;
+        if header.get("alg").and_then(Value::as_str) != Some("RS512") {
+            return Err(JwtError::Algorithm);
+        }
+        let kid = header.get("kid").and_then(Value::as_str).ok_or(JwtError::UnknownKey)?;
+        let key = {
+            let keys = self.keys.read().expect("key ring lock");
+            keys.iter().find(|k| k.kid == kid).cloned().ok_or(JwtError::UnknownKey)?
+        };
+        key.public.verify(&RSA_PKCS1_2048_8192_SHA512, signing_input.as_bytes(), &sig).map_err(|_| JwtError::Signature)?;
+        Ok(claims)
+    }
+}
+
+/// Signs `claims` as a compact RS512 JWS with `kid` (also used by the sandpit's demo partner
+/// for its client assertions).
+pub fn sign_with<T: Serialize>(pair: &KeyPair, kid: &str, claims: &T) -> anyhow::Result<String> {
+    let header = json!({ "alg": "RS512", "typ": "JWT", "kid": kid });
+    let mut input = b64url(header.to_string().as_bytes());
+    input.push('.');
+    input.push_str(&b64url(&serde_json::to_vec(claims)?));
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    pair.sign(&RSA_PKCS1_SHA512, &SystemRandom::new(), input.as_bytes(), &mut sig).map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+    input.push('.');
+    input.push_str(&b64url(&sig));
+    Ok(input)
+}
+
+/// A fresh RSA-2048 key pair as PKCS#8 DER and its public JWK (without `kid`).
+pub fn generate_rsa_pkcs8() -> anyhow::Result<(Vec<u8>, Value)> {
+    let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+    let der = pair.as_der().map_err(|_| anyhow::anyhow!("PKCS#8 export failed"))?.as_ref().to_vec();
+    let public = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+    Ok((der, json!({ "kty": "RSA", "n": b64url(&public.n), "e": b64url(&public.e) })))
+}
+
+/// Splits a compact JWS into header, claims, signing input and signature.
+pub fn split_jws(token: &str) -> Result<(Value, Value, &str, Vec<u8>), JwtError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(JwtError::Malformed);
+    };
+    let decode = |p: &str| -> Result<Value, JwtError> {
+        let bytes = b64url_decode(p).ok_or(JwtError::Malformed)?;
+        serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
+    };
+    let header = decode(h)?;
+    let claims = decode(c)?;
+    let sig = b64url_decode(s).ok_or(JwtError::Malformed)?;
+    let signing_input = &token[..h.len() + 1 + c.len()];
+    Ok((header, claims, signing_input, sig))
+}
+
+/// `n` and `e` of an RSA JWK.
+pub fn components_from_jwk(jwk: &Value) -> Option<PublicKeyComponents<Vec<u8>>> {
+    if jwk.get("kty")?.as_str()? != "RSA" {
+        return None;
+    }
+    let n = b64url_decode(jwk.get("n")?.as_str()?)?;
+    let e = b64url_decode(jwk.get("e")?.as_str()?)?;
+    Some(PublicKeyComponents { n, e })
+}
+
+/// Generates a new RSA-2048 signing key and stores it; returns its `kid`.
+pub async fn generate_key(db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<String> {
+    // RSA key generation takes tens of milliseconds: keep it off the async workers.
+    let (der, public) = tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+        let der = pair.as_der().map_err(|_| anyhow::anyhow!("PKCS#8 export failed"))?.as_ref().to_vec();
+        Ok((der, PublicKeyComponents::<Vec<u8>>::from(pair.public_key())))
+    })
+    .await??;
+    let kid = random_token(12);
+    let sealed = kek.seal(&sealing_context(&kid), &der);
+    let jwk = json!({ "kty": "RSA", "use": "sig", "alg": "RS512", "kid": kid, "n": b64url(&public.n), "e": b64url(&public.e) });
+    db.insert_signing_key(&SigningKeyRecord {
+        kid: kid.clone(),
+        sealed_private_key: sealed,
+        public_jwk: jwk.to_string(),
+        created_at: clock::now_ms(),
+        retired_at: None,
+        publish_until: None,
+    })
+    .await?;
+    Ok(kid)
+}
+
+/// Rotation: a new key signs from now on; older keys stay published for `overlap_ms`.
+pub async fn rotate(db: &Db, kek: &KeyEncryptionKey, overlap_ms: i64) -> anyhow::Result<String> {
+    let kid = generate_key(db, kek).await?;
+    let now = clock::now_ms();
+    db.retire_signing_keys_except(&kid, now, now + overlap_ms).await?;
+    Ok(kid)
+}
+
+/// Every key still published, for `citizen-id keys list`.
+pub async fn list(db: &Db) -> StoreResult<Vec<SigningKeyRecord>> {
+    db.published_signing_keys(clock::now_ms()).await
+}

@@ -1,0 +1,577 @@
+//! The token endpoint (Federation spec 3.5; OIDC Core 3.1.3; RFC 6749 4.1.3 and 6) and the
+//! tokens it issues (spec 4.2 ID token, 4.3 access token, 4.4 lifetimes).
+//!
+//! The request is a serde-tagged enum matched exhaustively: one arm per grant type. Each arm
+//! authenticates the partner first (spec 7.2, `client_auth`), then consumes its grant atomically
+//! in the store, then checks what binds the grant to this request, then signs.
+
+use domain::{Scope, ScopeSet};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::claims;
+use super::client_auth::authenticate_client;
+use super::error::{ErrorCode, OAuthError};
+use crate::clock;
+use crate::config::Settings;
+use crate::crypto::{b64url, constant_time_eq, random_token, sha256_hex};
+use crate::state::AppState;
+use crate::store::accounts::AccountRecord;
+use crate::store::audit::AuditEvent;
+use crate::store::grants::{CodeRedemption, GrantRecord, RedeemedCode, RefreshRotation};
+use crate::store::partners::PartnerRecord;
+use crate::store::StoreError;
+
+/// The successful token response (spec 3.5.3.1 Table 8).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+/// Client authentication parameters (spec Table 6), common to every grant.
+#[derive(Debug, Deserialize)]
+struct ClientCredentials {
+    client_id: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// A token request (spec Table 6), one variant per supported `grant_type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "grant_type", rename_all = "snake_case")]
+enum TokenRequest {
+    AuthorizationCode {
+        code: String,
+        redirect_uri: String,
+        code_verifier: Option<String>,
+        #[serde(flatten)]
+        client: ClientCredentials,
+    },
+    RefreshToken {
+        refresh_token: String,
+        scope: Option<String>,
+        #[serde(flatten)]
+        client: ClientCredentials,
+    },
+}
+
+const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
+
+fn invalid_request(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRequest, description)
+}
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, description)
+}
+
+fn server_error(detail: impl std::fmt::Display) -> OAuthError {
+    tracing::warn!(%detail, "token endpoint internal error");
+    OAuthError::new(ErrorCode::ServerError, "An unexpected error occurred")
+}
+
+/// Storage failures become `temporarily_unavailable` (the web layer answers 503) when the
+/// database is down, `server_error` (500) otherwise. The detail is logged, never sent.
+impl From<StoreError> for OAuthError {
+    fn from(err: StoreError) -> OAuthError {
+        match err {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "database unavailable");
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, "The service is temporarily unavailable; try again shortly")
+            }
+            other => server_error(other),
+        }
+    }
+}
+
+/// The vector trust mark URL (spec 5.1.4-5.1.5): `{issuer}/trustmark/{issuer host}`.
+pub fn vtm(settings: &Settings) -> String {
+    format!("{}/trustmark/{}", settings.issuer, issuer_host(&settings.issuer))
+}
+
+/// The host part of the issuer URL (what `/trustmark/{host}` answers for).
+pub fn issuer_host(issuer: &str) -> String {
+    url::Url::parse(issuer).ok().and_then(|u| u.host_str().map(String::from)).unwrap_or_default()
+}
+
+/// Handles one token request given as raw form pairs (so repeats can be seen).
+pub async fn exchange(state: &AppState, form: Vec<(String, String)>) -> Result<TokenResponse, OAuthError> {
+    let token_endpoint = state.settings.endpoint("/token");
+    match parse_request(form)? {
+        TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier, client } => {
+            let partner = authenticate(state, &client, &token_endpoint).await?;
+            authorization_code_grant(state, &partner, &code, &redirect_uri, code_verifier.as_deref()).await
+        }
+        TokenRequest::RefreshToken { refresh_token, scope, client } => {
+            let partner = authenticate(state, &client, &token_endpoint).await?;
+            refresh_token_grant(state, &partner, &refresh_token, scope.as_deref()).await
+        }
+    }
+}
+
+async fn authenticate(state: &AppState, c: &ClientCredentials, token_endpoint: &str) -> Result<PartnerRecord, OAuthError> {
+    authenticate_client(state, c.client_id.as_deref(), c.client_assertion_type.as_deref(), c.client_assertion.as_deref(), token_endpoint)
+        .await
+}
+
+/// RFC 6749 3.1: parameters without a value count as omitted, a repeated parameter is
+/// `invalid_request`, unknown parameters are ignored. Table 10: a missing `grant_type` is
+/// `invalid_request`, an unknown one `unsupported_grant_type`.
+fn parse_request(form: Vec<(String, String)>) -> Result<TokenRequest, OAuthError> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut map = Map::new();
+    for (name, value) in form {
+        if seen.contains(&name) {
+            return Err(invalid_request(format!("The {name} parameter is repeated")));
+        }
+        seen.push(name.clone());
+        if !value.is_empty() {
+            map.insert(name, Value::String(value));
+        }
+    }
+    match map.get("grant_type").and_then(Value::as_str) {
+        None => return Err(invalid_request("The grant_type parameter is required")),
+        Some(g) if !GRANT_TYPES.contains(&g) => {
+            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "grant_type must be authorization_code or refresh_token"));
+        }
+        Some(_) => {}
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| invalid_request(format!("The token request is incomplete: {e}")))
+}
+
+/// OIDC Core 3.1.3.2 / RFC 6749 4.1.3.
+async fn authorization_code_grant(
+    state: &AppState,
+    partner: &PartnerRecord,
+    code: &str,
+    redirect_uri: &str,
+    code_verifier: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let now = clock::now_ms();
+    let redeemed = match state.db.redeem_code(&sha256_hex(code), now).await? {
+        CodeRedemption::Redeemed(r) => r,
+        // Spec Table 3: a code used twice is denied; the store has revoked its grant
+        // (RFC 6749 4.1.2: "SHOULD revoke ... all tokens previously issued based on that code").
+        CodeRedemption::Replayed => {
+            audit(state, "token.code_replayed", None, partner, json!({ "grant_type": "authorization_code" }), now).await?;
+            return Err(invalid_grant("The authorization code has already been used"));
+        }
+        CodeRedemption::Invalid => return Err(invalid_grant("The authorization code is invalid or has expired")),
+    };
+    if let Err(e) = check_code_binding(&redeemed, partner, redirect_uri, code_verifier) {
+        // The code was stolen or injected: nothing may come of its grant.
+        state.db.revoke_grant(&redeemed.grant.id, now).await?;
+        return Err(e);
+    }
+    let grant = &redeemed.grant;
+    let account = load_account(state, grant).await?;
+    let scopes = ScopeSet::parse(&grant.scope).map_err(|e| server_error(format!("stored grant scope: {e}")))?;
+    let access_token = sign(state, &access_token_claims(&state.settings, grant, &account, &scopes, now))?;
+    let id_token = sign(state, &id_token_claims(&state.settings, grant, &account, &scopes, &redeemed.nonce, now))?;
+    let refresh_token = if partner.refresh_tokens { Some(new_refresh_token(state, grant, now).await?) } else { None };
+    audit(state, "token.issued", Some(grant), partner, json!({ "grant_type": "authorization_code", "grant_id": grant.id }), now)
+        .await?;
+    Ok(response(state, access_token, Some(id_token), refresh_token, &scopes))
+}
+
+/// What binds a code to this request: the client it was issued to (RFC 6749 4.1.3), the
+/// `redirect_uri` of the authorize request (spec Table 6) and the PKCE challenge (RFC 7636 4.6;
+/// a verifier for a code issued without a challenge is refused, RFC 9700 2.1.1). All
+/// `invalid_grant` (spec Table 10).
+fn check_code_binding(
+    redeemed: &RedeemedCode,
+    partner: &PartnerRecord,
+    redirect_uri: &str,
+    code_verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    if redeemed.client_id != partner.client_id || redeemed.grant.client_id != partner.client_id {
+        return Err(invalid_grant("The authorization code was issued to another client"));
+    }
+    if redeemed.redirect_uri != redirect_uri {
+        return Err(invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (redeemed.code_challenge.as_deref(), code_verifier) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(invalid_grant("code_verifier is required for this authorization code")),
+        (None, Some(_)) => Err(invalid_grant("code_verifier was sent but the authorization request had no code_challenge")),
+        (Some(challenge), Some(verifier)) => {
+            // RFC 7636 4.1: 43-128 unreserved characters.
+            let shaped = (43..=128).contains(&verifier.len())
+                && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+            if shaped && constant_time_eq(&pkce_s256(verifier), challenge) {
+                Ok(())
+            } else {
+                Err(invalid_grant("code_verifier does not match the code_challenge"))
+            }
+        }
+    }
+}
+
+/// RFC 7636 4.2: BASE64URL(SHA256(ASCII(code_verifier))).
+pub fn pkce_s256(verifier: &str) -> String {
+    b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref())
+}
+
+/// RFC 6749 6 with rotation (RFC 9700 4.14.2): the old token is spent, a new one issued, and a
+/// spent token coming back revokes the whole family. No ID token (spec Table 8).
+async fn refresh_token_grant(
+    state: &AppState,
+    partner: &PartnerRecord,
+    refresh_token: &str,
+    scope: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    if !partner.refresh_tokens {
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "This client is not registered for refresh tokens"));
+    }
+    // Checked before the token is spent, so a malformed request does not cost the partner its
+    // refresh token: the scope must parse and be within what the partner may ever hold.
+    let requested = scope.map(|s| requested_scope(s, partner)).transpose()?;
+    let now = clock::now_ms();
+    let grant = match state.db.rotate_refresh_token(&sha256_hex(refresh_token), now).await? {
+        RefreshRotation::Rotated { grant, .. } => grant,
+        RefreshRotation::Reused => {
+            audit(state, "token.refresh_reused", None, partner, json!({ "grant_type": "refresh_token" }), now).await?;
+            return Err(invalid_grant("The refresh token has already been used; sign the user in again"));
+        }
+        RefreshRotation::Invalid => return Err(invalid_grant("The refresh token is invalid, expired or revoked")),
+    };
+    if grant.client_id != partner.client_id {
+        // RFC 6749 10.4: a refresh token in the wrong hands; shut the family down.
+        state.db.revoke_grant(&grant.id, now).await?;
+        return Err(invalid_grant("The refresh token was issued to another client"));
+    }
+    let original = ScopeSet::parse(&grant.scope).map_err(|e| server_error(format!("stored grant scope: {e}")))?;
+    // Spec Table 6: the scope must not exceed the authorization_code grant; omitted means equal.
+    let scopes = match requested {
+        None => original,
+        Some(r) if r.is_subset_of(&original) => r,
+        Some(_) => return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the scope originally granted")),
+    };
+    let account = load_account(state, &grant).await?;
+    let access_token = sign(state, &access_token_claims(&state.settings, &grant, &account, &scopes, now))?;
+    let refresh_token = new_refresh_token(state, &grant, now).await?;
+    audit(state, "token.issued", Some(&grant), partner, json!({ "grant_type": "refresh_token", "grant_id": grant.id }), now).await?;
+    Ok(response(state, access_token, None, Some(refresh_token), &scopes))
+}
+
+/// A `scope` on a refresh request: `openid` required, no values we do not know, nothing the
+/// partner is not registered for (spec Table 6, Table 10 `invalid_scope`).
+fn requested_scope(value: &str, partner: &PartnerRecord) -> Result<ScopeSet, OAuthError> {
+    let invalid = |d: &str| OAuthError::new(ErrorCode::InvalidScope, d);
+    let set = ScopeSet::parse(value).map_err(|_| invalid("scope must include openid"))?;
+    if !set.ignored().is_empty() {
+        return Err(invalid("scope includes values that were not granted"));
+    }
+    if set.iter().any(|s| !partner.scopes.iter().any(|p| p == s.as_str())) {
+        return Err(invalid("scope exceeds the scope originally granted"));
+    }
+    Ok(set)
+}
+
+/// The citizen behind a grant; a deleted account ends the grant (`invalid_grant`).
+async fn load_account(state: &AppState, grant: &GrantRecord) -> Result<AccountRecord, OAuthError> {
+    state.db.account(&grant.account_id).await?.ok_or_else(|| invalid_grant("The user account no longer exists"))
+}
+
+/// Issues and stores (hashed) a refresh token for the grant's full scope (spec 4.4: 30 days).
+async fn new_refresh_token(state: &AppState, grant: &GrantRecord, now: i64) -> Result<String, OAuthError> {
+    let token = random_token(32);
+    let expires = now + state.settings.lifetimes.refresh_token;
+    state.db.insert_refresh_token(&sha256_hex(&token), &grant.id, &grant.scope, now, expires).await?;
+    Ok(token)
+}
+
+fn sign(state: &AppState, claims: &Map<String, Value>) -> Result<String, OAuthError> {
+    state.keys.sign(claims).map_err(server_error)
+}
+
+fn response(state: &AppState, access: String, id: Option<String>, refresh: Option<String>, scopes: &ScopeSet) -> TokenResponse {
+    TokenResponse {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: state.settings.lifetimes.access_token / 1000,
+        id_token: id,
+        refresh_token: refresh,
+        scope: scopes.as_string(),
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    event: &str,
+    grant: Option<&GrantRecord>,
+    partner: &PartnerRecord,
+    detail: Value,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let e = AuditEvent { event, account_id: grant.map(|g| g.account_id.as_str()), client_id: Some(&partner.client_id), ip: None, detail };
+    Ok(state.db.audit(e, now).await?)
+}
+
+/// Claims common to both tokens (spec Tables 16 and 17). `GrantRecord.auth_time` is unix ms,
+/// like every stored time; JWT times are seconds.
+fn base_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord, lifetime_ms: i64, now_ms: i64) -> Map<String, Value> {
+    let now = now_ms / 1000;
+    let mut c = Map::new();
+    c.insert("iss".into(), json!(settings.issuer));
+    c.insert("sub".into(), json!(account.id));
+    c.insert("aud".into(), json!(grant.client_id));
+    c.insert("exp".into(), json!(now + lifetime_ms / 1000));
+    c.insert("iat".into(), json!(now));
+    c.insert("jti".into(), json!(random_token(16)));
+    c.insert("auth_time".into(), json!(grant.auth_time / 1000));
+    c.insert("vot".into(), json!(grant.vot));
+    c.insert("vtm".into(), json!(vtm(settings)));
+    c
+}
+
+/// Spec 4.3 Table 17, plus `sid` (the grant id) so UserInfo can refuse a revoked grant.
+pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord, scopes: &ScopeSet, now_ms: i64) -> Map<String, Value> {
+    let mut c = base_claims(settings, grant, account, settings.lifetimes.access_token, now_ms);
+    c.insert("scope".into(), json!(scopes.as_string()));
+    c.insert("sid".into(), json!(grant.id));
+    // Table 17: nhs_number "if known ... subject to the profile scope being requested".
+    if scopes.contains(Scope::Profile) {
+        if let Some(n) = claims::id_token_claims(account, scopes).remove("nhs_number") {
+            c.insert("nhs_number".into(), n);
+        }
+    }
+    c
+}
+
+/// Spec 4.2 Table 16: identity_proofing_level always, the other user claims by scope.
+pub fn id_token_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord, scopes: &ScopeSet, nonce: &str, now_ms: i64) -> Map<String, Value> {
+    let mut c = base_claims(settings, grant, account, settings.lifetimes.id_token, now_ms);
+    if !nonce.is_empty() {
+        c.insert("nonce".into(), json!(nonce));
+    }
+    c.insert("identity_proofing_level".into(), json!(claims::proofing_level(account).as_str()));
+    c.extend(claims::id_token_claims(account, scopes));
+    c
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::oidc::client_auth::tests::{jwk_of, sign as sign_jws};
+    use crate::store::grants::NewAuthorizationCode;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+
+    pub(crate) const ISSUER: &str = "https://id.example";
+
+    pub(crate) fn settings(database_url: String) -> Settings {
+        Settings {
+            mode: crate::config::Mode::Sandpit,
+            issuer: ISSUER.into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url,
+            key_encryption_secret: "k".repeat(40),
+            notify_providers: vec![],
+            trust_forwarded_for: false,
+            lifetimes: Default::default(),
+            limits: Default::default(),
+            test_code: None,
+        }
+    }
+
+    /// A running state over a fresh SQLite file, with partner "rp" (refresh tokens on) holding
+    /// `key`'s public half, and a P0 citizen "acct-1".
+    pub(crate) async fn fixture(key: &KeyPair) -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let state = AppState::build(settings(url), None).await.unwrap();
+        let partner = PartnerRecord {
+            client_id: "rp".into(),
+            name: "RP".into(),
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            public_keys: vec![jwk_of(key, None)],
+            scopes: vec!["openid".into(), "profile".into(), "email".into(), "client_metadata".into()],
+            vectors: vec!["P0.Cp.Cd".into()],
+            refresh_tokens: true,
+            im1: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        state.db.insert_partner(&partner).await.unwrap();
+        let account = crate::store::accounts::NewAccount {
+            id: "acct-1".into(),
+            email: "jane@example.com".into(),
+            password_hash: None,
+            mobile: "+447700900123".into(),
+            created_at: 0,
+        };
+        state.db.insert_account(&account).await.unwrap();
+        (state, dir)
+    }
+
+    /// Creates a grant and returns its authorization code.
+    pub(crate) async fn grant_code(state: &AppState, id: &str, scope: &str, challenge: Option<&str>) -> String {
+        let now = clock::now_ms();
+        let grant = GrantRecord {
+            id: id.into(),
+            account_id: "acct-1".into(),
+            client_id: "rp".into(),
+            scope: scope.into(),
+            vot: "P0.Cp.Cd".into(),
+            auth_time: now - 5_000,
+        };
+        let code = random_token(32);
+        let new = NewAuthorizationCode {
+            code_hash: sha256_hex(&code),
+            client_id: "rp".into(),
+            redirect_uri: "https://rp.example/cb".into(),
+            nonce: "n-1".into(),
+            code_challenge: challenge.map(String::from),
+            expires_at: now + 600_000,
+        };
+        state.db.insert_grant_with_code(&grant, &new, now).await.unwrap();
+        code
+    }
+
+    pub(crate) fn assertion(key: &KeyPair, jti: &str) -> String {
+        let now = clock::now_secs();
+        let claims = json!({ "iss": "rp", "sub": "rp", "aud": format!("{ISSUER}/token"), "exp": now + 60, "iat": now, "jti": jti });
+        sign_jws(key, json!({ "alg": "RS512", "typ": "JWT" }), &claims)
+    }
+
+    pub(crate) fn form(pairs: &[(&str, &str)], key: &KeyPair) -> Vec<(String, String)> {
+        let mut f: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        f.push(("client_assertion_type".into(), crate::oidc::client_auth::JWT_BEARER.into()));
+        f.push(("client_assertion".into(), assertion(key, &random_token(8))));
+        f
+    }
+
+    fn code_form<'a>(code: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut f = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", "https://rp.example/cb")];
+        f.extend_from_slice(extra);
+        f
+    }
+
+    fn err(r: Result<TokenResponse, OAuthError>) -> &'static str {
+        r.map(|_| "ok").unwrap_or_else(|e| e.code.as_str())
+    }
+
+    fn parse_code(form: &[(&str, &str)]) -> &'static str {
+        let raw = form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        parse_request(raw).map(|_| "ok").unwrap_or_else(|e| e.code.as_str())
+    }
+
+    #[test]
+    fn grant_type_is_required_and_must_be_supported() {
+        assert_eq!(parse_code(&[("code", "c")]), "invalid_request");
+        assert_eq!(parse_code(&[("grant_type", "")]), "invalid_request");
+        assert_eq!(parse_code(&[("grant_type", "password")]), "unsupported_grant_type");
+        assert_eq!(parse_code(&[("grant_type", "client_credentials")]), "unsupported_grant_type");
+        assert_eq!(parse_code(&[("grant_type", "authorization_code"), ("code", "c")]), "invalid_request");
+        assert_eq!(parse_code(&[("grant_type", "refresh_token")]), "invalid_request");
+        assert_eq!(parse_code(&[("grant_type", "refresh_token"), ("refresh_token", "r"), ("extra", "x")]), "ok");
+        assert_eq!(parse_code(&code_form("c", &[])), "ok");
+    }
+
+    #[test]
+    fn refuses_repeated_parameters() {
+        assert_eq!(parse_code(&code_form("c", &[("code", "d")])), "invalid_request");
+        assert_eq!(parse_code(&code_form("c", &[("grant_type", "authorization_code")])), "invalid_request");
+        assert_eq!(parse_code(&code_form("c", &[("client_assertion", "a"), ("client_assertion", "a")])), "invalid_request");
+    }
+
+    #[test]
+    fn pkce_s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn trust_mark_is_under_the_issuer() {
+        let s = settings(String::new());
+        assert_eq!(vtm(&s), "https://id.example/trustmark/id.example");
+        assert_eq!(issuer_host("http://localhost:8080"), "localhost");
+    }
+
+    #[tokio::test]
+    async fn issues_tokens_for_a_code_once() {
+        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let (state, _dir) = fixture(&key).await;
+        let code = grant_code(&state, "g1", "openid profile email", None).await;
+        let ok = exchange(&state, form(&code_form(&code, &[]), &key)).await.unwrap();
+        assert_eq!((ok.token_type, ok.expires_in, ok.scope.as_str()), ("Bearer", 300, "openid profile email"));
+        assert!(ok.refresh_token.is_some());
+        let at = state.keys.verify(&ok.access_token).unwrap();
+        assert_eq!((at["sub"].as_str(), at["aud"].as_str(), at["sid"].as_str()), (Some("acct-1"), Some("rp"), Some("g1")));
+        assert_eq!(at["vtm"], "https://id.example/trustmark/id.example");
+        assert_eq!(at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(), 300);
+        assert!(at.get("nhs_number").is_none(), "P0 has no NHS number");
+        let id = state.keys.verify(ok.id_token.as_deref().unwrap()).unwrap();
+        assert_eq!((id["nonce"].as_str(), id["identity_proofing_level"].as_str()), (Some("n-1"), Some("P0")));
+        assert_eq!(id["exp"].as_i64().unwrap() - id["iat"].as_i64().unwrap(), 3600);
+        assert!(id.get("email").is_none(), "email is a userinfo claim");
+        // A replay is refused and revokes the grant.
+        assert_eq!(err(exchange(&state, form(&code_form(&code, &[]), &key)).await), "invalid_grant");
+        assert!(state.db.active_grant("g1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn code_binding_and_client_authentication() {
+        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let (state, _dir) = fixture(&key).await;
+        let code = grant_code(&state, "g1", "openid", None).await;
+        let wrong_uri = code_form(&code, &[("redirect_uri", "https://rp.example/other")]);
+        let wrong_uri: Vec<_> = wrong_uri.into_iter().skip(1).chain([("grant_type", "authorization_code")]).collect();
+        assert_eq!(err(exchange(&state, form(&wrong_uri, &key)).await), "invalid_request", "repeated redirect_uri");
+        let other_key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        assert_eq!(err(exchange(&state, form(&code_form(&code, &[]), &other_key)).await), "invalid_client");
+        let mut replayed_jti = form(&code_form(&code, &[]), &key);
+        let again = replayed_jti.clone();
+        assert_eq!(err(exchange(&state, again).await), "ok");
+        replayed_jti[0] = ("code".into(), grant_code(&state, "g2", "openid", None).await);
+        replayed_jti.swap(0, 1);
+        assert_eq!(err(exchange(&state, replayed_jti).await), "invalid_client", "jti reuse");
+        // PKCE: required when challenged, refused when not (downgrade), and must match.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenged = grant_code(&state, "g3", "openid", Some(&pkce_s256(verifier))).await;
+        assert_eq!(err(exchange(&state, form(&code_form(&challenged, &[]), &key)).await), "invalid_grant");
+        assert!(state.db.active_grant("g3").await.unwrap().is_none());
+        let plain = grant_code(&state, "g4", "openid", None).await;
+        assert_eq!(err(exchange(&state, form(&code_form(&plain, &[("code_verifier", verifier)]), &key)).await), "invalid_grant");
+        let good = grant_code(&state, "g5", "openid", Some(&pkce_s256(verifier))).await;
+        assert_eq!(err(exchange(&state, form(&code_form(&good, &[("code_verifier", verifier)]), &key)).await), "ok");
+        let bad_uri = grant_code(&state, "g6", "openid", None).await;
+        let f = [("grant_type", "authorization_code"), ("code", &bad_uri), ("redirect_uri", "https://rp.example/x")];
+        assert_eq!(err(exchange(&state, form(&f, &key)).await), "invalid_grant");
+    }
+
+    #[tokio::test]
+    async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let (state, _dir) = fixture(&key).await;
+        let code = grant_code(&state, "g1", "openid profile email", None).await;
+        let first = exchange(&state, form(&code_form(&code, &[]), &key)).await.unwrap();
+        let rt1 = first.refresh_token.unwrap();
+        let refresh = |rt: &str, scope: Option<&str>| {
+            let mut f = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
+            f.extend(scope.map(|s| ("scope", s)));
+            form(&f, &key)
+        };
+        assert_eq!(err(exchange(&state, refresh(&rt1, Some("openid phone"))).await), "invalid_scope");
+        assert_eq!(err(exchange(&state, refresh(&rt1, Some("email"))).await), "invalid_scope");
+        let second = exchange(&state, refresh(&rt1, Some("openid email"))).await.unwrap();
+        assert_eq!((second.scope.as_str(), second.id_token.is_none()), ("openid email", true));
+        let at = state.keys.verify(&second.access_token).unwrap();
+        assert_eq!(at["scope"], "openid email");
+        let rt2 = second.refresh_token.unwrap();
+        // Granted scope at most that of the code; client_metadata is registered but was not granted.
+        assert_eq!(err(exchange(&state, refresh(&rt2, Some("openid client_metadata"))).await), "invalid_scope");
+        let code2 = grant_code(&state, "g2", "openid", None).await;
+        let other = exchange(&state, form(&code_form(&code2, &[]), &key)).await.unwrap();
+        assert_eq!(err(exchange(&state, refresh(&rt1, None)).await), "invalid_grant");
+        assert!(state.db.active_grant("g1").await.unwrap().is_none(), "reuse revokes the family");
+        assert_eq!(err(exchange(&state, refresh(&other.refresh_token.unwrap(), None)).await), "ok");
+        assert_eq!(err(exchange(&state, refresh("made-up", None)).await), "invalid_grant");
+    }
+}

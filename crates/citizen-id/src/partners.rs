@@ -1,0 +1,115 @@
+//! The partner registry's rules (F2): what a partner registration must satisfy before it is
+//! stored. The operator CLI is the only writer today; a back office will call the same code.
+
+use domain::{RedirectUri, Scope, Vector};
+
+use crate::clock;
+use crate::crypto::random_token;
+use crate::oidc::client_auth::public_jwk_from_pem_or_jwk;
+use crate::store::partners::PartnerRecord;
+
+pub const MAX_REDIRECT_URIS: usize = 10;
+
+/// A registration as an operator gives it.
+#[derive(Debug, Clone, Default)]
+pub struct PartnerInput {
+    pub client_id: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    /// PEM or JWK texts.
+    pub public_keys: Vec<String>,
+    pub scopes: String,
+    pub vectors: Vec<String>,
+    pub refresh_tokens: bool,
+    pub im1: bool,
+}
+
+/// Validates and builds the record to store.
+pub fn build(input: PartnerInput) -> Result<PartnerRecord, String> {
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.len() > 100 {
+        return Err("--name is required (at most 100 characters)".into());
+    }
+    if input.redirect_uris.is_empty() || input.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(format!("between 1 and {MAX_REDIRECT_URIS} --redirect-uri values are required"));
+    }
+    let redirect_uris = input
+        .redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u).map(|r| r.as_str().to_string()).map_err(|e| format!("redirect URI {u}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if input.public_keys.is_empty() {
+        return Err("--public-key is required (private_key_jwt is the only client authentication)".into());
+    }
+    let public_keys = input.public_keys.iter().map(|k| public_jwk_from_pem_or_jwk(k)).collect::<Result<Vec<_>, _>>()?;
+    let mut scopes = Vec::new();
+    for s in input.scopes.split_whitespace() {
+        let scope = Scope::parse(s).map_err(|e| format!("scope {s}: {e}"))?;
+        if scope == Scope::GpIntegrationCredentials && !input.im1 {
+            return Err("gp_integration_credentials needs --im1".into());
+        }
+        scopes.push(scope.as_str().to_string());
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        scopes.insert(0, "openid".into());
+    }
+    if input.vectors.is_empty() {
+        return Err("at least one --vtr is required, e.g. --vtr P9.Cp.Cd".into());
+    }
+    let vectors = input
+        .vectors
+        .iter()
+        .map(|v| Vector::parse(v).map(|v| v.as_str().to_string()).map_err(|e| format!("vector {v}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let client_id = match input.client_id {
+        Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => id,
+        Some(id) => return Err(format!("client id {id:?} must be 1-64 letters, digits, - or _")),
+        None => random_token(18),
+    };
+    let now = clock::now_ms();
+    Ok(PartnerRecord {
+        client_id,
+        name,
+        redirect_uris,
+        public_keys,
+        scopes,
+        vectors,
+        refresh_tokens: input.refresh_tokens,
+        im1: input.im1,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> PartnerInput {
+        PartnerInput {
+            client_id: Some("demo".into()),
+            name: "Demo".into(),
+            redirect_uris: vec!["https://rp.example/cb".into()],
+            public_keys: vec![r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.into()],
+            scopes: "openid email".into(),
+            vectors: vec!["P0.Cp.Cd".into()],
+            ..PartnerInput::default()
+        }
+    }
+
+    #[test]
+    fn refuses_bad_registrations() {
+        let mut i = input();
+        i.redirect_uris = (0..11).map(|n| format!("https://rp.example/cb{n}")).collect();
+        assert!(build(i).unwrap_err().contains("between 1 and 10"));
+        let mut i = input();
+        i.redirect_uris = vec!["http://rp.example/cb".into()];
+        assert!(build(i).is_err());
+        let mut i = input();
+        i.vectors = vec!["P7.Cx".into()];
+        assert!(build(i).is_err());
+        let mut i = input();
+        i.scopes = "openid gp_integration_credentials".into();
+        assert!(build(i).unwrap_err().contains("--im1"));
+    }
+}

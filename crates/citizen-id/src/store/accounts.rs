@@ -1,0 +1,150 @@
+//! Citizen accounts as stored. An account is written whole, in one transaction, only once
+//! registration has verified both the email and the mobile: never half-created.
+
+use sqlx::Row as _;
+
+use super::{Db, Row, StoreResult};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub id: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub mobile: Option<String>,
+    pub proofing_level: String,
+    pub nhs_number: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub birthdate: Option<String>,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_sign_in_at: Option<i64>,
+}
+
+/// What registration supplies; the rest starts empty.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub id: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub mobile: String,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, email, password_hash, mobile, proofing_level, nhs_number, family_name, given_name, \
+                       birthdate, failed_logins, locked_until, created_at, updated_at, last_sign_in_at";
+
+fn from_row(row: &Row) -> StoreResult<AccountRecord> {
+    Ok(AccountRecord {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        mobile: row.try_get("mobile")?,
+        proofing_level: row.try_get("proofing_level")?,
+        nhs_number: row.try_get("nhs_number")?,
+        family_name: row.try_get("family_name")?,
+        given_name: row.try_get("given_name")?,
+        birthdate: row.try_get("birthdate")?,
+        failed_logins: row.try_get("failed_logins")?,
+        locked_until: row.try_get("locked_until")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_sign_in_at: row.try_get("last_sign_in_at")?,
+    })
+}
+
+impl Db {
+    /// Inserts the account; `StoreError::Conflict` when the email is already registered.
+    pub async fn insert_account(&self, a: &NewAccount) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO accounts (id, email, password_hash, mobile, proofing_level, failed_logins, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'P0', 0, $5, $5)",
+        )
+        .bind(&a.id)
+        .bind(&a.email)
+        .bind(&a.password_hash)
+        .bind(&a.mobile)
+        .bind(a.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn account_by_email(&self, email: &str) -> StoreResult<Option<AccountRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE email = $1")))
+            .bind(email)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn accounts_with_mobile(&self, mobile: &str) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM accounts WHERE mobile = $1").bind(mobile).fetch_one(self.pool()).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Counts a wrong password; from `max` failures on, the account is locked until `lock_until`.
+    /// Returns the new failure count.
+    pub async fn record_failed_login(&self, id: &str, max: i64, lock_until: i64, now: i64) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "UPDATE accounts SET failed_logins = failed_logins + 1, updated_at = $3, \
+             locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $4 ELSE locked_until END \
+             WHERE id = $1 RETURNING failed_logins",
+        )
+        .bind(id)
+        .bind(max)
+        .bind(now)
+        .bind(lock_until)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+    }
+
+    /// Locks an account outright (too many wrong codes).
+    pub async fn lock_account(&self, id: &str, until: i64, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET locked_until = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(until)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn record_successful_sign_in(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_sign_in_at = $2, updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a new password hash, clears lockout, and ends every other session and remembered
+    /// browser of the account (a password reset must evict whoever knew the old one).
+    pub async fn set_password(&self, id: &str, password_hash: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE account_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM remembered_devices WHERE account_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! `/authorize` (GET and POST, Federation spec 3.4) and the step that resumes it after each
+//! page of sign-in, proofing or consent.
+
+use axum::body::Bytes;
+use axum::extract::RawQuery;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::oidc::authorize::{self, AuthorizeRequest, Prompt, RawParams};
+use crate::oidc::error::AuthorizeError;
+use crate::oidc::issue::{self, NextStep};
+use crate::web::ctx::Ctx;
+use crate::web::pages::message;
+
+pub async fn get_authorize(ctx: Ctx, RawQuery(query): RawQuery) -> Response {
+    let raw = query.unwrap_or_default();
+    start(ctx, url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect()).await
+}
+
+pub async fn post_authorize(ctx: Ctx, body: Bytes) -> Response {
+    if std::str::from_utf8(&body).is_err() {
+        return untrusted(&ctx, "The request could not be read");
+    }
+    start(ctx, url::form_urlencoded::parse(&body).into_owned().collect()).await
+}
+
+async fn start(mut ctx: Ctx, raw: RawParams) -> Response {
+    // Look the partner up first (the parser itself does no I/O).
+    let client_id = raw.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.clone()).unwrap_or_default();
+    let partner = match ctx.state.db.partner(&client_id).await {
+        Ok(p) => p,
+        Err(e) => return ctx.fail(e),
+    };
+    let request = match authorize::parse(raw, |_| partner) {
+        Ok((request, _)) => request,
+        Err(e @ AuthorizeError::Untrusted { .. }) => {
+            let AuthorizeError::Untrusted { reason } = &e else { unreachable!() };
+            return untrusted(&ctx, reason);
+        }
+        Err(e) => {
+            metrics::counter!("citizen_id_authorize_errors_total").increment(1);
+            return Redirect::to(&e.redirect_location().unwrap_or_default()).into_response();
+        }
+    };
+    if request.prompt == Prompt::Login {
+        // Sign in again whatever the session: drop the current sign-in.
+        ctx.session.data.auth = None;
+    }
+    ctx.session.data.pending = Some(request);
+    resume(ctx).await
+}
+
+/// Carries on with the pending partner request, or goes home when there is none.
+pub async fn resume(mut ctx: Ctx) -> Response {
+    let Some(request) = ctx.session.data.pending.clone() else {
+        return ctx.redirect("/").await;
+    };
+    let next = issue::next_step(&ctx.state, &request, ctx.session.data.auth.as_ref()).await;
+    match next {
+        Err(e) => ctx.fail(e),
+        Ok(NextStep::SignIn) => ctx.redirect("/signin").await,
+        Ok(NextStep::ProveIdentity { .. }) => ctx.redirect("/prove-identity").await,
+        Ok(NextStep::Consent) => ctx.redirect("/consent").await,
+        Ok(NextStep::Redirect(location)) => {
+            ctx.session.data.pending = None;
+            ctx.finish(Redirect::to(&location).into_response()).await
+        }
+    }
+}
+
+pub async fn get_resume(ctx: Ctx) -> Response {
+    resume(ctx).await
+}
+
+/// Step-up (F6): the account is below the level the partner asked for.
+pub async fn get_prove_identity(ctx: Ctx) -> Response {
+    let Some(request) = ctx.session.data.pending.clone() else { return ctx.redirect("/").await };
+    let page = ctx.page();
+    let back = issue::denied(&request, "The user did not prove their identity to the level requested");
+    ctx.finish(message(
+        page,
+        StatusCode::OK,
+        "You need to prove who you are",
+        &[
+            "The service you are using needs to be sure who you are before you can continue.",
+            "Proving your identity online is not available yet for this account.",
+        ],
+        Some((&back, "Go back to the service")),
+    ))
+    .await
+}
+
+fn untrusted(ctx: &Ctx, reason: &str) -> Response {
+    message(
+        ctx.page(),
+        StatusCode::BAD_REQUEST,
+        "Sorry, there is a problem with the service you came from",
+        &[reason, "Go back to the service and try again. If it keeps happening, contact that service."],
+        None,
+    )
+}
+
+/// Keeps the pending request when a citizen opens `/signin` directly from a partner flow.
+pub fn pending(ctx: &Ctx) -> Option<&AuthorizeRequest> {
+    ctx.session.data.pending.as_ref()
+}

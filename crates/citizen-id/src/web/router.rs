@@ -1,0 +1,58 @@
+//! Every route of the service, in one place.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use super::journeys::{authorize, consent, home, register, reset, signin};
+use super::{assets, demo, middleware, protocol};
+use crate::ops::health;
+use crate::state::AppState;
+
+/// Form and JSON bodies are small; anything larger is refused before it is read.
+const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        // OpenID Connect (partner-facing, Federation spec 3.3)
+        .route("/.well-known/openid-configuration", get(protocol::get_discovery))
+        .route("/.well-known/jwks.json", get(protocol::get_jwks))
+        .route("/trustmark/{host}", get(protocol::get_trustmark))
+        .route("/authorize", get(authorize::get_authorize).post(authorize::post_authorize))
+        .route("/authorize/resume", get(authorize::get_resume))
+        .route("/token", post(protocol::post_token))
+        .route("/userinfo", get(protocol::get_userinfo).post(protocol::get_userinfo).patch(protocol::patch_userinfo))
+        // Citizen journeys
+        .route("/", get(home::get_home))
+        .route("/signin", get(signin::get_signin).post(signin::post_signin))
+        .route("/signin/code", get(signin::get_code).post(signin::post_code))
+        .route("/signin/code/resend", get(signin::get_resend))
+        .route("/sign-out", post(signin::post_sign_out))
+        .route("/register", get(register::get_email).post(register::post_email))
+        .route("/register/email-code", get(register::get_email_code).post(register::post_email_code))
+        .route("/register/password", get(register::get_password).post(register::post_password))
+        .route("/register/mobile", get(register::get_mobile).post(register::post_mobile))
+        .route("/register/mobile-code", get(register::get_mobile_code).post(register::post_mobile_code))
+        .route("/forgot-password", get(reset::get_email).post(reset::post_email))
+        .route("/forgot-password/code", get(reset::get_code).post(reset::post_code))
+        .route("/forgot-password/sms-code", get(reset::get_sms_code).post(reset::post_sms_code))
+        .route("/forgot-password/new-password", get(reset::get_new_password).post(reset::post_new_password))
+        .route("/consent", get(consent::get_consent).post(consent::post_consent))
+        .route("/prove-identity", get(authorize::get_prove_identity))
+        // Sandpit extras: the sample partner and the notification sink
+        .route("/demo", get(demo::get_demo))
+        .route("/demo/start", post(demo::post_start))
+        .route("/demo/callback", get(demo::get_callback))
+        .route("/dev/messages", get(home::get_dev_messages))
+        // Operations
+        .route("/health", get(health::get_health))
+        .route("/ready", get(health::get_ready))
+        .route("/metrics", get(health::get_metrics))
+        .route("/assets/{*path}", get(assets::serve_asset))
+        .fallback(health::not_found);
+    routes
+        .layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
