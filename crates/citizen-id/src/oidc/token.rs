@@ -315,8 +315,8 @@ async fn audit(
     Ok(state.db.audit(e, now).await?)
 }
 
-/// Claims common to both tokens (spec Tables 16 and 17). `GrantRecord.auth_time` is unix ms,
-/// like every stored time; JWT times are seconds.
+/// Claims common to both tokens (spec Tables 16 and 17). JWT times are unix seconds;
+/// `GrantRecord.auth_time` already is (it is copied from the session's `Authenticated`).
 fn base_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord, lifetime_ms: i64, now_ms: i64) -> Map<String, Value> {
     let now = now_ms / 1000;
     let mut c = Map::new();
@@ -326,7 +326,7 @@ fn base_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord
     c.insert("exp".into(), json!(now + lifetime_ms / 1000));
     c.insert("iat".into(), json!(now));
     c.insert("jti".into(), json!(random_token(16)));
-    c.insert("auth_time".into(), json!(grant.auth_time / 1000));
+    c.insert("auth_time".into(), json!(grant.auth_time));
     c.insert("vot".into(), json!(grant.vot));
     c.insert("vtm".into(), json!(vtm(settings)));
     c
@@ -386,7 +386,7 @@ pub(crate) mod tests {
     pub(crate) async fn fixture(key: &KeyPair) -> (AppState, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let state = AppState::build(settings(url), None).await.unwrap();
+        let state = AppState::build(settings(url), None, None).await.unwrap();
         let partner = PartnerRecord {
             client_id: "rp".into(),
             name: "RP".into(),
@@ -420,7 +420,7 @@ pub(crate) mod tests {
             client_id: "rp".into(),
             scope: scope.into(),
             vot: "P0.Cp.Cd".into(),
-            auth_time: now - 5_000,
+            auth_time: now / 1000 - 5,
         };
         let code = random_token(32);
         let new = NewAuthorizationCode {
@@ -506,6 +506,7 @@ pub(crate) mod tests {
         assert_eq!((at["sub"].as_str(), at["aud"].as_str(), at["sid"].as_str()), (Some("acct-1"), Some("rp"), Some("g1")));
         assert_eq!(at["vtm"], "https://id.example/trustmark/id.example");
         assert_eq!(at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(), 300);
+        assert_eq!(at["iat"].as_i64().unwrap() - at["auth_time"].as_i64().unwrap(), 5);
         assert!(at.get("nhs_number").is_none(), "P0 has no NHS number");
         let id = state.keys.verify(ok.id_token.as_deref().unwrap()).unwrap();
         assert_eq!((id["nonce"].as_str(), id["identity_proofing_level"].as_str()), (Some("n-1"), Some("P0")));
@@ -521,17 +522,20 @@ pub(crate) mod tests {
         let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
         let (state, _dir) = fixture(&key).await;
         let code = grant_code(&state, "g1", "openid", None).await;
-        let wrong_uri = code_form(&code, &[("redirect_uri", "https://rp.example/other")]);
-        let wrong_uri: Vec<_> = wrong_uri.into_iter().skip(1).chain([("grant_type", "authorization_code")]).collect();
-        assert_eq!(err(exchange(&state, form(&wrong_uri, &key)).await), "invalid_request", "repeated redirect_uri");
+        let repeated = code_form(&code, &[("redirect_uri", "https://rp.example/cb")]);
+        assert_eq!(err(exchange(&state, form(&repeated, &key)).await), "invalid_request", "repeated redirect_uri");
         let other_key = KeyPair::generate(KeySize::Rsa2048).unwrap();
         assert_eq!(err(exchange(&state, form(&code_form(&code, &[]), &other_key)).await), "invalid_client");
-        let mut replayed_jti = form(&code_form(&code, &[]), &key);
-        let again = replayed_jti.clone();
-        assert_eq!(err(exchange(&state, again).await), "ok");
-        replayed_jti[0] = ("code".into(), grant_code(&state, "g2", "openid", None).await);
-        replayed_jti.swap(0, 1);
-        assert_eq!(err(exchange(&state, replayed_jti).await), "invalid_client", "jti reuse");
+        // The same assertion twice: the second is a replay (RFC 7523 3 item 7).
+        let signed = assertion(&key, "once");
+        let with_assertion = |code: &str| {
+            let mut f = form(&code_form(code, &[]), &key);
+            f.last_mut().unwrap().1 = signed.clone();
+            f
+        };
+        assert_eq!(err(exchange(&state, with_assertion(&code)).await), "ok");
+        let code2 = grant_code(&state, "g2", "openid", None).await;
+        assert_eq!(err(exchange(&state, with_assertion(&code2)).await), "invalid_client", "jti reuse");
         // PKCE: required when challenged, refused when not (downgrade), and must match.
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenged = grant_code(&state, "g3", "openid", Some(&pkce_s256(verifier))).await;

@@ -22,11 +22,6 @@ const MIGRATIONS: &[Migration] = &[Migration {
     postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
 }];
 
-/// The names of the migration files, for the test that checks both folders match.
-pub fn names() -> Vec<&'static str> {
-    MIGRATIONS.iter().map(|m| m.name).collect()
-}
-
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.pool.acquire().await?;
     if db.backend == Backend::Postgres {

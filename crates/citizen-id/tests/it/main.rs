@@ -1,1 +1,12 @@
-fn main(){}
+//! The integration suite: one binary, every test against a running server, on SQLite and on
+//! PostgreSQL (`on_both_databases!`). Browser tests drive Debian's Chromium.
+
+mod support;
+
+mod browser_flow;
+mod cli;
+mod journeys;
+mod protocol_errors;
+mod protocol_flow;
+mod security;
+mod storage;

@@ -1,0 +1,80 @@
+//! The operator CLI (F2) against the same data dir the server uses.
+
+use std::process::Command;
+
+fn citizen_id(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_citizen-id")).args(args).env_remove("DATABASE_URL").output().expect("run citizen-id");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["sandpit", "--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["keys", "list", "--help"],
+        vec!["keys", "rotate", "--help"],
+        vec!["partner", "add", "--help"],
+        vec!["partner", "list", "--help"],
+        vec!["partner", "show", "--help"],
+        vec!["partner", "update", "--help"],
+        vec!["partner", "remove", "--help"],
+    ] {
+        let (ok, stdout, _) = citizen_id(&args);
+        assert!(ok && stdout.contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn operators_manage_partners_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (der, jwk) = citizen_id::oidc::keys::generate_rsa_pkcs8().unwrap();
+    let _ = der;
+    let key = dir.path().join("key.jwk");
+    std::fs::write(&key, jwk.to_string()).unwrap();
+    let key = key.to_str().unwrap();
+    let (ok, client_id, err) = citizen_id(&[
+        "partner", "add", "--data-dir", d, "--name", "GP Online", "--redirect-uri", "https://gp.example/cb", "--public-key", key,
+        "--scopes", "openid profile email", "--vtr", "P9.Cp.Cd", "--vtr", "P5.Cp.Cd",
+    ]);
+    assert!(ok, "{err}");
+    let client_id = client_id.trim().to_string();
+    let (_, listed, _) = citizen_id(&["partner", "list", "--data-dir", d]);
+    assert!(listed.contains(&client_id) && listed.contains("GP Online"));
+    let (ok, _, _) = citizen_id(&["partner", "update", "--data-dir", d, &client_id, "--name", "GP Online Services"]);
+    assert!(ok);
+    let (_, shown, _) = citizen_id(&["partner", "show", "--data-dir", d, &client_id]);
+    assert!(shown.contains("GP Online Services") && shown.contains("P9.Cp.Cd"));
+
+    let (ok, _, err) = citizen_id(&["partner", "add", "--data-dir", d, "--name", "Bad", "--redirect-uri", "http://gp.example/cb", "--public-key", key, "--vtr", "P9.Cp.Cd"]);
+    assert!(!ok && err.contains("redirect URI"), "plain http is refused: {err}");
+
+    let (ok, _, _) = citizen_id(&["keys", "rotate", "--data-dir", d]);
+    assert!(ok);
+    let (ok, _, _) = citizen_id(&["keys", "rotate", "--data-dir", d]);
+    assert!(ok);
+    let (_, keys, _) = citizen_id(&["keys", "list", "--data-dir", d]);
+    assert_eq!(keys.lines().filter(|l| l.ends_with("signing")).count(), 1, "{keys}");
+    assert_eq!(keys.lines().filter(|l| l.contains("retired")).count(), 1, "the old key stays published: {keys}");
+
+    let (ok, _, _) = citizen_id(&["partner", "remove", "--data-dir", d, &client_id]);
+    assert!(ok);
+    let (ok, _, _) = citizen_id(&["partner", "show", "--data-dir", d, &client_id]);
+    assert!(!ok);
+}
+
+#[test]
+fn serve_refuses_to_start_without_its_secrets() {
+    let out = Command::new(env!("CARGO_BIN_EXE_citizen-id"))
+        .args(["serve"])
+        .env_remove("DATABASE_URL")
+        .env_remove("CITIZEN_ID_ISSUER")
+        .env_remove("CITIZEN_ID_KEY_ENCRYPTION_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("issuer URL is required"));
+}

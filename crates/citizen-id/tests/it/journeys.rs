@@ -1,0 +1,124 @@
+//! Citizen journeys (F3, F4): lockout, code expiry, declined consent, allow_registration,
+//! forgotten password.
+
+use crate::on_both_databases;
+use crate::support::TestApp;
+use crate::support::flows::sign_in;
+use crate::support::protocol::authorize_url;
+use crate::support::web::WebClient;
+
+async fn wrong_passwords_lock_the_account(app: TestApp) {
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    web.get("/signin").await;
+    for _ in 0..4 {
+        let page = web.post("/signin", &[("email", &citizen.email), ("password", "wrong-password-123")]).await;
+        assert_eq!(page.status, 401);
+        assert!(page.contains("Enter a correct email address and password"));
+    }
+    let page = web.post("/signin", &[("email", &citizen.email), ("password", "wrong-password-123")]).await;
+    assert_eq!(page.heading(), "Your account is locked");
+    let page = web.post("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await;
+    assert_eq!(page.heading(), "Your account is locked", "even the right password waits out the lock");
+}
+
+async fn wrong_codes_lock_the_account_and_codes_expire(app: TestApp) {
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    web.get("/signin").await;
+    let page = web.post("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await;
+    assert_eq!(page.heading(), "Enter the security code");
+    let real = app.next_code(&citizen.mobile).await;
+    let wrong = if real == "000000" { "111111" } else { "000000" };
+    let page = web.post("/signin/code", &[("code", wrong)]).await;
+    assert!(page.contains("You have 4 more tries"), "{}", page.html);
+
+    // Expiry: the same real code no longer works once its 10 minutes have passed.
+    sqlx::query("UPDATE one_time_codes SET expires_at = 1").execute(app.state.db.pool()).await.unwrap();
+    let page = web.post("/signin/code", &[("code", &real)]).await;
+    assert!(page.contains("The security code has expired"));
+
+    web.get("/signin/code/resend").await;
+    app.next_code(&citizen.mobile).await;
+    for _ in 0..4 {
+        web.post("/signin/code", &[("code", wrong)]).await;
+    }
+    let page = web.post("/signin/code", &[("code", wrong)]).await;
+    assert_eq!(page.heading(), "Your account is locked");
+}
+
+async fn declined_consent_returns_access_denied(app: TestApp) {
+    let p = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    web.get(&authorize_url(&app, &p, &[])).await;
+    let page = sign_in(&app, &mut web, &citizen).await;
+    assert_eq!(page.heading(), "Share your details with Test partner");
+    let page = web.post("/consent", &[("decision", "decline")]).await;
+    assert_eq!(page.param("error").as_deref(), Some("access_denied"));
+    assert_eq!(page.param("error_description").as_deref(), Some("ConsentNotGiven"));
+    assert_eq!(page.param("state").as_deref(), Some("state-123"));
+}
+
+async fn allow_registration_false_hides_registration(app: TestApp) {
+    let p = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    let mut web = WebClient::new(&app.base);
+    let page = web.get(&authorize_url(&app, &p, &[("allow_registration", "false")])).await;
+    assert_eq!(page.heading(), "Sign in");
+    assert!(!page.contains("Create an account"));
+    let page = web.get("/register").await;
+    assert_eq!(page.heading(), "Sign in", "the registration pages send the citizen back to sign in");
+    let page = web.get(&authorize_url(&app, &p, &[])).await;
+    assert!(page.contains("Create an account"));
+}
+
+async fn forgotten_password_resets_with_email_and_sms_codes(app: TestApp) {
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    web.get("/forgot-password").await;
+    let page = web.post("/forgot-password", &[("email", &citizen.email)]).await;
+    assert_eq!(page.heading(), "Enter the security code");
+    let code = app.next_code(&citizen.email).await;
+    web.post("/forgot-password/code", &[("code", &code)]).await;
+    let code = app.next_code(&citizen.mobile).await;
+    let page = web.post("/forgot-password/sms-code", &[("code", &code)]).await;
+    assert_eq!(page.heading(), "Create a new password");
+    let page = web.post("/forgot-password/new-password", &[("password", "password"), ("confirm", "password")]).await;
+    assert!(page.contains("harder to guess") || page.contains("at least"), "weak passwords are refused");
+    let new = "copper-lantern-meadow-77";
+    let page = web.post("/forgot-password/new-password", &[("password", new), ("confirm", new)]).await;
+    assert_eq!(page.heading(), "Your password has been changed");
+    assert!(app.templates_sent_to(&citizen.email).contains(&"password-changed".to_string()));
+
+    let mut web = WebClient::new(&app.base);
+    web.get("/signin").await;
+    let page = web.post("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await;
+    assert_eq!(page.status, 401, "the old password no longer works");
+    let page = web.post("/signin", &[("email", &citizen.email), ("password", new)]).await;
+    assert_eq!(page.heading(), "Enter the security code");
+}
+
+async fn remembered_browser_skips_the_sms_code(app: TestApp) {
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    web.get("/signin").await;
+    web.post("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await;
+    let code = app.next_code(&citizen.mobile).await;
+    let page = web.post("/signin/code", &[("code", &code), ("remember", "yes")]).await;
+    assert_eq!(page.heading(), "Citizen ID");
+    web.get("/signin").await;
+    let page = web.post("/sign-out", &[]).await;
+    assert_eq!(page.heading(), "You have signed out");
+    web.get("/signin").await;
+    let page = web.post("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await;
+    assert_eq!(page.heading(), "Citizen ID", "signed in with Cp and the remembered browser as Cd");
+}
+
+on_both_databases!(
+    wrong_passwords_lock_the_account,
+    wrong_codes_lock_the_account_and_codes_expire,
+    declined_consent_returns_access_denied,
+    allow_registration_false_hides_registration,
+    forgotten_password_resets_with_email_and_sms_codes,
+    remembered_browser_skips_the_sms_code,
+);
