@@ -86,11 +86,12 @@ mod tests {
     use super::*;
 
     fn input() -> PartnerInput {
+        let (_, jwk) = crate::oidc::keys::generate_rsa_pkcs8().unwrap();
         PartnerInput {
             client_id: Some("demo".into()),
             name: "Demo".into(),
             redirect_uris: vec!["https://rp.example/cb".into()],
-            public_keys: vec![r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#.into()],
+            public_keys: vec![jwk.to_string()],
             scopes: "openid email".into(),
             vectors: vec!["P0.Cp.Cd".into()],
             ..PartnerInput::default()
@@ -99,6 +100,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_registrations() {
+        assert!(build(input()).is_ok());
         let mut i = input();
         i.redirect_uris = (0..11).map(|n| format!("https://rp.example/cb{n}")).collect();
         assert!(build(i).unwrap_err().contains("between 1 and 10"));

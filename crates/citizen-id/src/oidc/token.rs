@@ -5,7 +5,7 @@
 //! authenticates the partner first (spec 7.2, `client_auth`), then consumes its grant atomically
 //! in the store, then checks what binds the grant to this request, then signs.
 
-use domain::{Scope, ScopeSet};
+use domain::ScopeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -125,13 +125,14 @@ async fn authenticate(state: &AppState, c: &ClientCredentials, token_endpoint: &
 /// `invalid_request`, unknown parameters are ignored. Table 10: a missing `grant_type` is
 /// `invalid_request`, an unknown one `unsupported_grant_type`.
 fn parse_request(form: Vec<(String, String)>) -> Result<TokenRequest, OAuthError> {
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut map = Map::new();
     for (name, value) in form {
-        if seen.contains(&name) {
-            return Err(invalid_request(format!("The {name} parameter is repeated")));
+        if !seen.insert(name.clone()) {
+            // Echo only names that are plainly parameter names (RFC 6749 5.2: ASCII descriptions).
+            let shown = name.len() <= 40 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            return Err(invalid_request(if shown { format!("The {name} parameter is repeated") } else { "A parameter is repeated".into() }));
         }
-        seen.push(name.clone());
         if !value.is_empty() {
             map.insert(name, Value::String(value));
         }
@@ -338,10 +339,9 @@ pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &A
     c.insert("scope".into(), json!(scopes.as_string()));
     c.insert("sid".into(), json!(grant.id));
     // Table 17: nhs_number "if known ... subject to the profile scope being requested".
-    if scopes.contains(Scope::Profile) {
-        if let Some(n) = claims::id_token_claims(account, scopes).remove("nhs_number") {
-            c.insert("nhs_number".into(), n);
-        }
+    // (claims.rs releases nhs_number for the profile scope only, never basic_demographics.)
+    if let Some(n) = claims::id_token_claims(account, scopes).remove("nhs_number") {
+        c.insert("nhs_number".into(), n);
     }
     c
 }
@@ -494,6 +494,47 @@ pub(crate) mod tests {
         assert_eq!(issuer_host("http://localhost:8080"), "localhost");
     }
 
+    #[test]
+    fn token_claims_follow_tables_16_and_17() {
+        let s = settings(String::new());
+        let grant = GrantRecord {
+            id: "g1".into(),
+            account_id: "a1".into(),
+            client_id: "rp".into(),
+            scope: String::new(),
+            vot: "P9.Cp.Cd".into(),
+            auth_time: 1_700_000_000,
+        };
+        let mut account = AccountRecord {
+            id: "a1".into(),
+            email: "jane@example.com".into(),
+            password_hash: None,
+            mobile: None,
+            proofing_level: "P9".into(),
+            nhs_number: Some("9000000009".into()),
+            family_name: Some("Doe".into()),
+            given_name: Some("Jane".into()),
+            birthdate: Some("2001-12-30".into()),
+            failed_logins: 0,
+            locked_until: None,
+            created_at: 0,
+            updated_at: 0,
+            last_sign_in_at: None,
+        };
+        let profile = ScopeSet::parse("openid profile profile_extended").unwrap();
+        let at = access_token_claims(&s, &grant, &account, &profile, 1_700_000_010_000);
+        assert_eq!((at["nhs_number"].as_str(), at["vot"].as_str(), at["auth_time"].as_i64()), (Some("9000000009"), Some("P9.Cp.Cd"), Some(1_700_000_000)));
+        assert!(at.get("family_name").is_none(), "demographics are not access token claims");
+        let id = id_token_claims(&s, &grant, &account, &profile, "n", 1_700_000_010_000);
+        assert_eq!((id["family_name"].as_str(), id["nhs_number"].as_str()), (Some("Doe"), Some("9000000009")));
+        assert!(id.get("given_name").is_none() && id.get("sid").is_none() && id.get("scope").is_none());
+        let basic = ScopeSet::parse("openid basic_demographics").unwrap();
+        assert!(access_token_claims(&s, &grant, &account, &basic, 0).get("nhs_number").is_none());
+        assert!(id_token_claims(&s, &grant, &account, &basic, "", 0).get("nonce").is_none());
+        account.nhs_number = None;
+        assert!(access_token_claims(&s, &grant, &account, &profile, 0).get("nhs_number").is_none());
+    }
+
     #[tokio::test]
     async fn issues_tokens_for_a_code_once() {
         let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
@@ -506,7 +547,7 @@ pub(crate) mod tests {
         assert_eq!((at["sub"].as_str(), at["aud"].as_str(), at["sid"].as_str()), (Some("acct-1"), Some("rp"), Some("g1")));
         assert_eq!(at["vtm"], "https://id.example/trustmark/id.example");
         assert_eq!(at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(), 300);
-        assert_eq!(at["iat"].as_i64().unwrap() - at["auth_time"].as_i64().unwrap(), 5);
+        assert!((5..=6).contains(&(at["iat"].as_i64().unwrap() - at["auth_time"].as_i64().unwrap())));
         assert!(at.get("nhs_number").is_none(), "P0 has no NHS number");
         let id = state.keys.verify(ok.id_token.as_deref().unwrap()).unwrap();
         assert_eq!((id["nonce"].as_str(), id["identity_proofing_level"].as_str()), (Some("n-1"), Some("P0")));

@@ -61,6 +61,9 @@ pub fn check_csrf(session: &Session, form: &FormData, headers: &HeaderMap, issue
         Some(origin) => url::Url::parse(issuer).is_ok_and(|u| u.origin().ascii_serialization() == origin),
         None => true,
     };
+    if !(token_ok && site_ok && origin_ok) {
+        tracing::warn!(token_ok, site_ok, origin_ok, "form refused by CSRF checks");
+    }
     token_ok && site_ok && origin_ok
 }
 

@@ -57,8 +57,9 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).expect("ascii"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // Codes and states travel in URLs: never leak them to other sites through Referer.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Codes and states travel in URLs: never leak them to other sites through Referer. (Not
+    // `no-referrer`: browsers then send `Origin: null` on our own form posts.)
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert("x-request-id", HeaderValue::from_str(&request_id).expect("ascii"));
     if state.settings.secure_cookies() {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));

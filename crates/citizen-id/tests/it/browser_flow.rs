@@ -23,6 +23,7 @@ async fn a_citizen_registers_from_the_sample_partner_in_chromium() {
     assert_accessible(&page, "register").await;
     page.fill("#email", "chromium.citizen@example.com").await.unwrap();
     page.submit_and_wait("button[type=submit]").await.unwrap();
+    assert_eq!(page.text("h1").await.unwrap(), "Check your email", "{}", page.content().await.unwrap());
     let code = app.next_code("chromium.citizen@example.com").await;
     page.fill("#code", &code).await.unwrap();
     page.submit_and_wait("button[type=submit]").await.unwrap();

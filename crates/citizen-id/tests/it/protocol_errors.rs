@@ -150,8 +150,10 @@ async fn userinfo_refuses_expired_and_tampered_tokens(app: TestApp) {
     let token = app.state.keys.sign(&expired).unwrap();
     assert_eq!(userinfo(&app, &token).await.0, 401);
     assert_eq!(userinfo(&app, "not-a-jwt").await.0, 401);
+    // RFC 6750 3.1: no credentials at all is a bare challenge, with no error code.
     let res = reqwest::Client::new().get(app.url("/userinfo")).send().await.unwrap();
-    assert_eq!(res.status(), 400, "no token at all is invalid_request");
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
 }
 
 on_both_databases!(

@@ -86,6 +86,7 @@ async fn postgres_database() -> Option<String> {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> Option<TestApp> {
+        citizen_id::ops::telemetry::init_logging(false);
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
@@ -165,6 +166,17 @@ impl TestApp {
         panic!("no code was sent to {to}");
     }
 
+    /// Waits for the delivery worker to send `template` to `to`.
+    pub async fn wait_for_template(&self, to: &str, template: &str) {
+        for _ in 0..250 {
+            if self.templates_sent_to(to).iter().any(|t| t == template) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{template} was not sent to {to}");
+    }
+
     /// Every message sent to `to`, by template.
     pub fn templates_sent_to(&self, to: &str) -> Vec<String> {
         self.sink.messages().into_iter().filter(|m| m.to == to).map(|m| m.template_id).collect()
@@ -176,12 +188,9 @@ fn test_key() -> (Vec<u8>, serde_json::Value) {
     use std::sync::OnceLock;
     static KEYS: OnceLock<Vec<(Vec<u8>, serde_json::Value)>> = OnceLock::new();
     let keys = KEYS.get_or_init(|| (0..3).map(|_| generate_rsa_pkcs8().expect("key")).collect());
-    let i = rand_index(keys.len());
-    keys[i].clone()
-}
-
-fn rand_index(n: usize) -> usize {
-    citizen_id::crypto::random_digits(3).parse::<usize>().unwrap_or(0) % n
+    // Round robin, so two partners made one after the other never share a key.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    keys[NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % keys.len()].clone()
 }
 
 /// Runs the test body against SQLite and against PostgreSQL: `on_both_databases!(name)`
