@@ -88,6 +88,10 @@ pub struct Settings {
     pub limits: SecurityLimits,
     /// The sandpit's fixed one-time code; always `None` in production.
     pub test_code: Option<String>,
+    /// PDS FHIR R4 base URL (e.g. `https://api.service.nhs.uk/personal-demographics/FHIR/R4`).
+    pub pds_base_url: Option<String>,
+    /// The GP linkage (IDS68 NL01) service base URL.
+    pub gp_base_url: Option<String>,
 }
 
 impl Settings {
@@ -113,6 +117,8 @@ pub struct FileConfig {
     pub notify: Vec<NotifyProviderSettings>,
     #[serde(default)]
     pub trust_forwarded_for: bool,
+    pub pds_base_url: Option<String>,
+    pub gp_base_url: Option<String>,
 }
 
 impl FileConfig {
@@ -136,6 +142,12 @@ impl FileConfig {
         }
         if let Some(v) = env("CITIZEN_ID_LISTEN") {
             cfg.listen = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_LISTEN: {e}"))?);
+        }
+        if let Some(v) = env("CITIZEN_ID_PDS_URL") {
+            cfg.pds_base_url = Some(v);
+        }
+        if let Some(v) = env("CITIZEN_ID_GP_URL") {
+            cfg.gp_base_url = Some(v);
         }
         if let (Some(base_url), Some(api_key)) = (env("CITIZEN_ID_NOTIFY_URL"), env("CITIZEN_ID_NOTIFY_API_KEY")) {
             cfg.notify.insert(0, NotifyProviderSettings { base_url, api_key });
@@ -168,6 +180,8 @@ impl FileConfig {
             lifetimes: TokenLifetimes::default(),
             limits: SecurityLimits::default(),
             test_code: None,
+            pds_base_url: self.pds_base_url,
+            gp_base_url: self.gp_base_url,
         })
     }
 }

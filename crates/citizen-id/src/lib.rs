@@ -20,6 +20,7 @@ pub mod integrations;
 pub mod oidc;
 pub mod ops;
 pub mod partners;
+pub mod proofing;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::integrations::gp::GpLinkageClient;
+use crate::integrations::gp::client::HttpGpLinkageClient;
 use crate::integrations::notify::NotificationProvider;
+use crate::integrations::pds::PdsClient;
+use crate::integrations::pds::client::HttpPdsClient;
 use crate::integrations::notify::failover::FailoverProvider;
 use crate::integrations::notify::notify_client::NotifyClient;
 use crate::ops::{delivery, telemetry};
@@ -37,6 +41,27 @@ pub fn provider_from(state: &AppState) -> anyhow::Result<Arc<dyn NotificationPro
         anyhow::bail!("no notification provider configured (notify / CITIZEN_ID_NOTIFY_URL and CITIZEN_ID_NOTIFY_API_KEY)");
     }
     Ok(Arc::new(FailoverProvider::new(providers)))
+}
+
+/// The real HTTP clients for PDS and the GP linkage service, at the configured URLs. With no
+/// URL configured, the client points at an unroutable address and every call fails as
+/// "unavailable", which the journeys show as a retryable outage (never a silent success).
+pub fn third_parties(pds_url: Option<&str>, gp_url: Option<&str>) -> anyhow::Result<(Arc<dyn PdsClient>, Arc<dyn GpLinkageClient>)> {
+    let http = reqwest::Client::builder().build()?;
+    let timeout = Duration::from_secs(5);
+    let unconfigured = "http://127.0.0.1:9/unconfigured";
+    let pds = HttpPdsClient::new(http.clone(), pds_url.unwrap_or(unconfigured), timeout).map_err(|e| anyhow::anyhow!("PDS URL: {e}"))?;
+    let gp = HttpGpLinkageClient::new(http, gp_url.unwrap_or(unconfigured), timeout).map_err(|e| anyhow::anyhow!("GP URL: {e}"))?;
+    Ok((Arc::new(pds), Arc::new(gp)))
+}
+
+/// Starts the bundled PDS and GP simulators on loopback ports (sandpit and tests), seeded
+/// with the documented test patients; returns their base URLs.
+pub async fn start_simulators() -> anyhow::Result<(String, String)> {
+    let any = "127.0.0.1:0".parse().expect("address");
+    let (pds_addr, _) = crate::integrations::pds::simulator::spawn(any, crate::integrations::pds::dataset::documented_patients()).await?;
+    let (gp_addr, _) = crate::integrations::gp::simulator::spawn(any, crate::integrations::gp::documented_credentials()).await?;
+    Ok((format!("http://{pds_addr}"), format!("http://{gp_addr}")))
 }
 
 /// Serves `state` on `listener` and starts the workers.

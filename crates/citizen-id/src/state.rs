@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::crypto::KeyEncryptionKey;
+use crate::integrations::gp::GpLinkageClient;
 use crate::integrations::notify::dev_sink::DevSink;
+use crate::integrations::pds::PdsClient;
 use crate::oidc::keys::KeyRing;
 use crate::store::Db;
 
@@ -18,6 +20,18 @@ pub struct App {
     pub dev_sink: Option<Arc<DevSink>>,
     /// The sandpit's sample partner (its client id and private key).
     pub demo: Option<crate::web::demo::DemoPartner>,
+    /// PDS, the national demographics service.
+    pub pds: Arc<dyn PdsClient>,
+    /// GP systems' linkage interface (IDS68 NL01).
+    pub gp: Arc<dyn GpLinkageClient>,
+}
+
+/// The third parties and sandpit extras a server is built with.
+pub struct Integrations {
+    pub dev_sink: Option<Arc<DevSink>>,
+    pub demo: Option<crate::web::demo::DemoPartner>,
+    pub pds: Arc<dyn PdsClient>,
+    pub gp: Arc<dyn GpLinkageClient>,
 }
 
 #[derive(Clone)]
@@ -32,14 +46,11 @@ impl Deref for AppState {
 
 impl AppState {
     /// Connects storage, loads keys and assembles the state (no server yet).
-    pub async fn build(
-        settings: Settings,
-        dev_sink: Option<Arc<DevSink>>,
-        demo: Option<crate::web::demo::DemoPartner>,
-    ) -> anyhow::Result<AppState> {
+    pub async fn build(settings: Settings, integrations: Integrations) -> anyhow::Result<AppState> {
+        let Integrations { dev_sink, demo, pds, gp } = integrations;
         let db = Db::connect(&settings.database_url).await?;
         let kek = KeyEncryptionKey::from_secret(&settings.key_encryption_secret);
         let keys = KeyRing::load(&db, &kek).await?;
-        Ok(AppState(Arc::new(App { settings, db, keys, kek, dev_sink, demo })))
+        Ok(AppState(Arc::new(App { settings, db, keys, kek, dev_sink, demo, pds, gp })))
     }
 }

@@ -9,6 +9,7 @@
 #[macro_use]
 mod macros;
 
+mod birth_date;
 mod email;
 mod level;
 mod mobile;
@@ -19,6 +20,7 @@ mod redirect_uri;
 mod scope;
 mod vtr;
 
+pub use birth_date::{BirthDate, BirthDateError, civil_from_days};
 pub use email::{Email, EmailError};
 pub use level::{Credential, CredentialError, CredentialSet, ProofingLevel, ProofingLevelError};
 pub use mobile::{LandlineNumber, LandlineNumberError, MobileNumber, MobileNumberError};

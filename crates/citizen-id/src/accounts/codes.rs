@@ -25,6 +25,8 @@ pub enum Purpose {
     SignIn,
     ResetEmail,
     ResetMobile,
+    /// AMNV: a code to the mobile on the PDS record.
+    Amnv,
 }
 
 impl Purpose {
@@ -35,6 +37,7 @@ impl Purpose {
             Purpose::SignIn => "sign-in",
             Purpose::ResetEmail => "reset-email",
             Purpose::ResetMobile => "reset-mobile",
+            Purpose::Amnv => "amnv",
         }
     }
 
@@ -42,7 +45,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => Template::EmailVerificationCode,
             Purpose::VerifyMobile => Template::MobileVerificationCode,
-            Purpose::SignIn | Purpose::ResetMobile => Template::SignInCode,
+            Purpose::SignIn | Purpose::ResetMobile | Purpose::Amnv => Template::SignInCode,
             Purpose::ResetEmail => Template::PasswordResetCode,
         }
     }

@@ -16,6 +16,8 @@ pub enum Template {
     PasswordResetCode,
     AccountAlreadyExists,
     PasswordChanged,
+    /// Someone proved an identity that already has this account (F7).
+    DuplicateAccountHint,
 }
 
 impl Template {
@@ -27,6 +29,7 @@ impl Template {
             Template::PasswordResetCode => "password-reset-code",
             Template::AccountAlreadyExists => "account-already-exists",
             Template::PasswordChanged => "password-changed",
+            Template::DuplicateAccountHint => "duplicate-account-hint",
         }
     }
 

@@ -91,7 +91,9 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     crate::ops::telemetry::init_logging(true);
     let settings = FileConfig::load(config.as_deref())?.into_production()?;
     let listen = settings.listen;
-    let state = crate::state::AppState::build(settings, None, None).await?;
+    let (pds, gp) = crate::server::third_parties(settings.pds_base_url.as_deref(), settings.gp_base_url.as_deref())?;
+    let integrations = crate::state::Integrations { dev_sink: None, demo: None, pds, gp };
+    let state = crate::state::AppState::build(settings, integrations).await?;
     let provider = crate::server::provider_from(&state)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let running = crate::server::start(state, listener, provider, std::time::Duration::from_secs(1)).await?;

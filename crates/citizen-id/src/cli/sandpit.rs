@@ -11,7 +11,7 @@ use crate::config::{Mode, SecurityLimits, Settings, TokenLifetimes};
 use crate::integrations::notify::dev_sink::DevSink;
 use crate::oidc::keys::generate_rsa_pkcs8;
 use crate::partners::{PartnerInput, build};
-use crate::state::AppState;
+use crate::state::{AppState, Integrations};
 use crate::store::StoreError;
 use crate::web::demo::DemoPartner;
 
@@ -59,6 +59,8 @@ pub fn settings(issuer: String, listen: SocketAddr, database_url: String, secret
         lifetimes: TokenLifetimes::default(),
         limits: SecurityLimits::default(),
         test_code: Some(TEST_CODE.to_string()),
+        pds_base_url: None,
+        gp_base_url: None,
     }
 }
 
@@ -113,7 +115,13 @@ pub async fn run(args: SandpitArgs) -> anyhow::Result<()> {
     let (der, jwk) = demo_key(&args.data_dir)?;
     let demo = DemoPartner::from_pkcs8(DEMO_CLIENT_ID, &der)?;
     let sink = Arc::new(DevSink::new());
-    let state = AppState::build(settings(issuer.clone(), addr, database_url, secret), Some(sink.clone()), Some(demo)).await?;
+    let (pds_url, gp_url) = crate::server::start_simulators().await?;
+    let (pds, gp) = crate::server::third_parties(Some(&pds_url), Some(&gp_url))?;
+    let mut settings = settings(issuer.clone(), addr, database_url, secret);
+    settings.pds_base_url = Some(pds_url.clone());
+    settings.gp_base_url = Some(gp_url.clone());
+    let integrations = Integrations { dev_sink: Some(sink.clone()), demo: Some(demo), pds, gp };
+    let state = AppState::build(settings, integrations).await?;
     ensure_demo_partner(&state, &der, &jwk).await?;
     let running = crate::server::start(state, listener, sink, Duration::from_millis(200)).await?;
     println!();
@@ -124,6 +132,7 @@ pub async fn run(args: SandpitArgs) -> anyhow::Result<()> {
     println!("  Messages sent:      {issuer}/dev/messages");
     println!("  Discovery:          {issuer}/.well-known/openid-configuration");
     println!("  Test security code: {TEST_CODE}");
+    println!("  PDS simulator:      {pds_url}   GP simulator: {gp_url}");
     println!("  Data:               {}", args.data_dir.display());
     println!();
     running.task.await?;

@@ -1,3 +1,5 @@
 //! Third parties, each a trait with a real HTTP client and a bundled simulator.
 
+pub mod gp;
 pub mod notify;
+pub mod pds;

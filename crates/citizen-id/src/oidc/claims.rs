@@ -14,6 +14,7 @@
 use domain::{ProofingLevel, Scope, ScopeSet};
 use serde_json::{Map, Value};
 
+use crate::proofing::uplift::StoredGpCredentials;
 use crate::store::accounts::AccountRecord;
 
 /// The user claims Table 16 allows in the ID token (when their scope was granted); every other
@@ -29,15 +30,22 @@ pub fn proofing_level(account: &AccountRecord) -> ProofingLevel {
 /// Whether the account's mobile number matched a contact number on PDS (Table 11
 /// `phone_number_pds_matched`, spec v1.12).
 ///
-/// The store has no column for it yet, so this is `false` for every account. When PDS matching
-/// lands, add `accounts.phone_pds_matched` and read it here: nothing else needs to change.
-pub fn phone_number_pds_matched(_account: &AccountRecord) -> bool {
-    false
+/// Set by IDVM or AMNV and never cleared ("once set to true this claim will not be further
+/// updated").
+pub fn phone_number_pds_matched(account: &AccountRecord) -> bool {
+    account.phone_pds_matched
 }
 
 /// Every claim `scopes` release about `account` (the UserInfo response body, minus `sub`, `iss`
 /// and `aud`). `client_user_metadata` is the partner's stored value for this citizen, if any.
-pub fn user_claims(account: &AccountRecord, scopes: &ScopeSet, client_user_metadata: Option<&str>) -> Map<String, Value> {
+/// `gp_credentials` are the account's opened GP online credentials, if it has any (only
+/// partners with IM1 access can be granted their scope; authorize enforces that).
+pub fn user_claims(
+    account: &AccountRecord,
+    scopes: &ScopeSet,
+    client_user_metadata: Option<&str>,
+    gp_credentials: Option<&StoredGpCredentials>,
+) -> Map<String, Value> {
     let mut claims = Map::new();
     let level = proofing_level(account);
     let verified = level >= ProofingLevel::P5;
@@ -78,11 +86,25 @@ pub fn user_claims(account: &AccountRecord, scopes: &ScopeSet, client_user_metad
             Scope::ClientMetadata => {
                 put_text(&mut claims, "client_user_metadata", client_user_metadata);
             }
-            Scope::Openid
-            | Scope::Landline
-            | Scope::GpRegistrationDetails
-            | Scope::GpIntegrationCredentials
-            | Scope::Delegation => {}
+            // scopes-and-claims.md: gp_registration_details {gp_ods_code} from P5, as PDS holds it.
+            Scope::GpRegistrationDetails => {
+                if let Some(ods) = account.gp_ods_code.as_deref().filter(|_| verified) {
+                    claims.insert("gp_registration_details".into(), serde_json::json!({ "gp_ods_code": ods }));
+                }
+            }
+            // Table 11: gp_integration_credentials, only at P9 (note 6: IM1 partners only).
+            Scope::GpIntegrationCredentials => {
+                if let Some(creds) = gp_credentials.filter(|_| level == ProofingLevel::P9) {
+                    claims.insert("gp_integration_credentials".into(), serde_json::to_value(creds).unwrap_or(Value::Null));
+                }
+            }
+            // Table: landline_number and landline_number_verified at every level, when held.
+            Scope::Landline => {
+                if put_text(&mut claims, "landline_number", account.landline.as_deref()) {
+                    claims.insert("landline_number_verified".into(), Value::Bool(true));
+                }
+            }
+            Scope::Openid | Scope::Delegation => {}
         }
     }
     claims
@@ -92,7 +114,7 @@ pub fn user_claims(account: &AccountRecord, scopes: &ScopeSet, client_user_metad
 /// `nhs_number` and `identity_proofing_level`, each only when its scope was granted. The
 /// token endpoint adds `identity_proofing_level` itself for every ID token ("shall be included").
 pub fn id_token_claims(account: &AccountRecord, scopes: &ScopeSet) -> Map<String, Value> {
-    user_claims(account, scopes, None).into_iter().filter(|(name, _)| ID_TOKEN_USER_CLAIMS.contains(&name.as_str())).collect()
+    user_claims(account, scopes, None, None).into_iter().filter(|(name, _)| ID_TOKEN_USER_CLAIMS.contains(&name.as_str())).collect()
 }
 
 fn put_demographics(claims: &mut Map<String, Value>, account: &AccountRecord, verified: bool, level: ProofingLevel) {
@@ -134,6 +156,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             last_sign_in_at: None,
+            ..AccountRecord::default()
         }
     }
 
@@ -149,7 +172,7 @@ mod tests {
 
     #[test]
     fn profile_releases_the_default_profile() {
-        let c = user_claims(&account("P9"), &scopes("openid profile"), None);
+        let c = user_claims(&account("P9"), &scopes("openid profile"), None, None);
         assert_eq!(names(&c), ["birthdate", "family_name", "identity_proofing_level", "nhs_number"]);
         assert_eq!(c["nhs_number"], "9000000009");
         assert_eq!(c["identity_proofing_level"], "P9");
@@ -157,7 +180,7 @@ mod tests {
 
     #[test]
     fn basic_demographics_never_releases_the_nhs_number() {
-        let c = user_claims(&account("P9"), &scopes("openid basic_demographics"), None);
+        let c = user_claims(&account("P9"), &scopes("openid basic_demographics"), None, None);
         assert_eq!(names(&c), ["birthdate", "family_name", "identity_proofing_level"]);
     }
 
@@ -166,23 +189,23 @@ mod tests {
         let mut a = account("P5");
         a.nhs_number = None;
         a.family_name = Some(String::new());
-        let c = user_claims(&a, &scopes("openid profile"), None);
+        let c = user_claims(&a, &scopes("openid profile"), None, None);
         assert_eq!(names(&c), ["birthdate", "identity_proofing_level"]);
     }
 
     #[test]
     fn unverified_accounts_release_no_demographics() {
-        let c = user_claims(&account("P0"), &scopes("openid profile profile_extended"), None);
+        let c = user_claims(&account("P0"), &scopes("openid profile profile_extended"), None, None);
         assert_eq!(names(&c), ["identity_proofing_level"]);
         assert_eq!(c["identity_proofing_level"], "P0");
         let mut corrupt = account("P7");
         corrupt.proofing_level = "nonsense".into();
-        assert_eq!(names(&user_claims(&corrupt, &scopes("openid profile"), None)), ["identity_proofing_level"]);
+        assert_eq!(names(&user_claims(&corrupt, &scopes("openid profile"), None, None)), ["identity_proofing_level"]);
     }
 
     #[test]
     fn email_phone_and_extended_claims() {
-        let c = user_claims(&account("P9"), &scopes("openid email phone profile_extended"), None);
+        let c = user_claims(&account("P9"), &scopes("openid email phone profile_extended"), None, None);
         assert_eq!(
             names(&c),
             ["email", "email_verified", "given_name", "phone_number", "phone_number_pds_matched", "phone_number_verified"]
@@ -193,21 +216,21 @@ mod tests {
         assert_eq!(c["phone_number_pds_matched"], false);
         let mut no_mobile = account("P0");
         no_mobile.mobile = None;
-        assert!(user_claims(&no_mobile, &scopes("openid phone"), None).is_empty());
+        assert!(user_claims(&no_mobile, &scopes("openid phone"), None, None).is_empty());
     }
 
     #[test]
     fn client_metadata_only_when_held_and_scoped() {
         let a = account("P0");
-        assert_eq!(user_claims(&a, &scopes("openid client_metadata"), Some("abc"))["client_user_metadata"], "abc");
-        assert!(user_claims(&a, &scopes("openid client_metadata"), None).is_empty());
-        assert!(user_claims(&a, &scopes("openid client_metadata"), Some("")).is_empty());
-        assert!(user_claims(&a, &scopes("openid email"), Some("abc")).get("client_user_metadata").is_none());
+        assert_eq!(user_claims(&a, &scopes("openid client_metadata"), Some("abc"), None)["client_user_metadata"], "abc");
+        assert!(user_claims(&a, &scopes("openid client_metadata"), None, None).is_empty());
+        assert!(user_claims(&a, &scopes("openid client_metadata"), Some(""), None).is_empty());
+        assert!(user_claims(&a, &scopes("openid email"), Some("abc"), None).get("client_user_metadata").is_none());
     }
 
     #[test]
     fn openid_alone_and_unheld_scopes_release_nothing() {
-        let c = user_claims(&account("P9"), &scopes("openid landline gp_registration_details gp_integration_credentials"), None);
+        let c = user_claims(&account("P9"), &scopes("openid landline gp_registration_details gp_integration_credentials"), None, None);
         assert!(c.is_empty());
     }
 

@@ -378,7 +378,14 @@ pub(crate) mod tests {
             lifetimes: Default::default(),
             limits: Default::default(),
             test_code: None,
+            pds_base_url: None,
+            gp_base_url: None,
         }
+    }
+
+    fn test_integrations() -> crate::state::Integrations {
+        let (pds, gp) = crate::server::third_parties(None, None).unwrap();
+        crate::state::Integrations { dev_sink: None, demo: None, pds, gp }
     }
 
     /// A running state over a fresh SQLite file, with partner "rp" (refresh tokens on) holding
@@ -386,7 +393,7 @@ pub(crate) mod tests {
     pub(crate) async fn fixture(key: &KeyPair) -> (AppState, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let state = AppState::build(settings(url), None, None).await.unwrap();
+        let state = AppState::build(settings(url), test_integrations()).await.unwrap();
         let partner = PartnerRecord {
             client_id: "rp".into(),
             name: "RP".into(),
@@ -520,6 +527,7 @@ pub(crate) mod tests {
             created_at: 0,
             updated_at: 0,
             last_sign_in_at: None,
+            ..AccountRecord::default()
         };
         let profile = ScopeSet::parse("openid profile profile_extended").unwrap();
         let at = access_token_claims(&s, &grant, &account, &profile, 1_700_000_010_000);

@@ -5,7 +5,7 @@ use sqlx::Row as _;
 
 use super::{Db, Row, StoreResult};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountRecord {
     pub id: String,
     pub email: String,
@@ -21,6 +21,28 @@ pub struct AccountRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_sign_in_at: Option<i64>,
+    pub middle_names: Option<String>,
+    pub postcode: Option<String>,
+    pub gp_ods_code: Option<String>,
+    pub landline: Option<String>,
+    /// Sticky: once the mobile matched PDS it stays true (Federation spec v1.12).
+    pub phone_pds_matched: bool,
+    /// GP online credentials, sealed under the key-encryption key.
+    pub gp_credentials_sealed: Option<String>,
+    pub pds_version: Option<String>,
+}
+
+/// Demographics confirmed by a PDS match, written with the level they earn.
+#[derive(Debug, Clone)]
+pub struct ProofedIdentity {
+    pub nhs_number: String,
+    pub given_name: String,
+    pub middle_names: Option<String>,
+    pub family_name: String,
+    pub birthdate: String,
+    pub postcode: Option<String>,
+    pub gp_ods_code: Option<String>,
+    pub pds_version: Option<String>,
 }
 
 /// What registration supplies; the rest starts empty.
@@ -34,7 +56,8 @@ pub struct NewAccount {
 }
 
 const COLUMNS: &str = "id, email, password_hash, mobile, proofing_level, nhs_number, family_name, given_name, \
-                       birthdate, failed_logins, locked_until, created_at, updated_at, last_sign_in_at";
+                       birthdate, failed_logins, locked_until, created_at, updated_at, last_sign_in_at, middle_names, \
+                       postcode, gp_ods_code, landline, phone_pds_matched, gp_credentials, pds_version";
 
 fn from_row(row: &Row) -> StoreResult<AccountRecord> {
     Ok(AccountRecord {
@@ -52,6 +75,13 @@ fn from_row(row: &Row) -> StoreResult<AccountRecord> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         last_sign_in_at: row.try_get("last_sign_in_at")?,
+        middle_names: row.try_get("middle_names")?,
+        postcode: row.try_get("postcode")?,
+        gp_ods_code: row.try_get("gp_ods_code")?,
+        landline: row.try_get("landline")?,
+        phone_pds_matched: row.try_get::<i64, _>("phone_pds_matched")? != 0,
+        gp_credentials_sealed: row.try_get("gp_credentials")?,
+        pds_version: row.try_get("pds_version")?,
     })
 }
 
@@ -145,6 +175,66 @@ impl Db {
         sqlx::query("DELETE FROM sessions WHERE account_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM remembered_devices WHERE account_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a PDS match and the level it earns. The NHS number is UNIQUE, so of two
+    /// concurrent uplifts with one NHS number exactly one succeeds; the other gets
+    /// `StoreError::Conflict` (the duplicate-account hard stop, F7).
+    pub async fn record_proofed_identity(&self, id: &str, p: &ProofedIdentity, level: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE accounts SET nhs_number = $2, given_name = $3, middle_names = $4, family_name = $5, birthdate = $6, \
+             postcode = $7, gp_ods_code = $8, pds_version = $9, proofing_level = $10, updated_at = $11 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&p.nhs_number)
+        .bind(&p.given_name)
+        .bind(&p.middle_names)
+        .bind(&p.family_name)
+        .bind(&p.birthdate)
+        .bind(&p.postcode)
+        .bind(&p.gp_ods_code)
+        .bind(&p.pds_version)
+        .bind(level)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn account_by_nhs_number(&self, nhs_number: &str) -> StoreResult<Option<AccountRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE nhs_number = $1")))
+            .bind(nhs_number)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Raises the proofing level (never lowers it here).
+    pub async fn set_proofing_level(&self, id: &str, level: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET proofing_level = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(level)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets `phone_number_pds_matched`; there is deliberately no way to clear it.
+    pub async fn set_phone_pds_matched(&self, id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET phone_pds_matched = 1, updated_at = $2 WHERE id = $1").bind(id).bind(now).execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Stores sealed GP online credentials and the P9 they earn, together.
+    pub async fn set_gp_credentials(&self, id: &str, sealed: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE accounts SET gp_credentials = $2, proofing_level = 'P9', updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(sealed)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }

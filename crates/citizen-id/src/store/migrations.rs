@@ -15,12 +15,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_foundation",
-    sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_foundation",
+        sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_proofing",
+        sqlite: include_str!("../../migrations/sqlite/0002_proofing.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_proofing.sql"),
+    },
+];
 
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.pool.acquire().await?;

@@ -20,4 +20,14 @@ impl Db {
         .await?;
         Ok(row.try_get(0)?)
     }
+
+    /// The hits counted so far on `bucket` in this window, without adding one.
+    pub async fn peek_hits(&self, bucket: &str, window_start: i64) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT hits FROM rate_limits WHERE bucket = $1 AND window_start = $2")
+            .bind(bucket)
+            .bind(window_start)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+    }
 }

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use super::journeys::{authorize, consent, home, register, reset, signin};
+use super::journeys::{authorize, consent, home, prove, register, reset, signin};
 use super::{assets, demo, middleware, protocol};
 use crate::ops::health;
 use crate::state::AppState;
@@ -38,7 +38,11 @@ pub fn router(state: AppState) -> Router {
         .route("/forgot-password/sms-code", get(reset::get_sms_code).post(reset::post_sms_code))
         .route("/forgot-password/new-password", get(reset::get_new_password).post(reset::post_new_password))
         .route("/consent", get(consent::get_consent).post(consent::post_consent))
-        .route("/prove-identity", get(authorize::get_prove_identity))
+        .route("/prove-identity", get(prove::get_start))
+        .route("/prove-identity/details", post(prove::post_details))
+        .route("/prove-identity/gp", get(prove::get_gp).post(prove::post_gp))
+        .route("/prove-identity/mobile", get(prove::get_mobile).post(prove::post_mobile))
+        .route("/prove-identity/stop", get(prove::get_stop))
         // Sandpit extras: the sample partner and the notification sink
         .route("/demo", get(demo::get_demo))
         .route("/demo/start", post(demo::post_start))

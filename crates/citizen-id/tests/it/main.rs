@@ -5,7 +5,10 @@ mod support;
 
 mod browser_flow;
 mod cli;
+mod gp;
 mod journeys;
+mod pds;
+mod proofing;
 mod protocol_errors;
 mod protocol_flow;
 mod security;

@@ -59,6 +59,7 @@ pub async fn resume(mut ctx: Ctx) -> Response {
     match next {
         Err(e) => ctx.fail(e),
         Ok(NextStep::SignIn) => ctx.redirect("/signin").await,
+        // Step-up (F6): the account is below the level the partner asked for.
         Ok(NextStep::ProveIdentity { .. }) => ctx.redirect("/prove-identity").await,
         Ok(NextStep::Consent) => ctx.redirect("/consent").await,
         Ok(NextStep::Redirect(location)) => {
@@ -70,24 +71,6 @@ pub async fn resume(mut ctx: Ctx) -> Response {
 
 pub async fn get_resume(ctx: Ctx) -> Response {
     resume(ctx).await
-}
-
-/// Step-up (F6): the account is below the level the partner asked for.
-pub async fn get_prove_identity(ctx: Ctx) -> Response {
-    let Some(request) = ctx.session.data.pending.clone() else { return ctx.redirect("/").await };
-    let page = ctx.page();
-    let back = issue::denied(&request, "The user did not prove their identity to the level requested");
-    ctx.finish(message(
-        page,
-        StatusCode::OK,
-        "You need to prove who you are",
-        &[
-            "The service you are using needs to be sure who you are before you can continue.",
-            "Proving your identity online is not available yet for this account.",
-        ],
-        Some((&back, "Go back to the service")),
-    ))
-    .await
 }
 
 fn untrusted(ctx: &Ctx, reason: &str) -> Response {

@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod consent;
 pub mod home;
+pub mod prove;
 pub mod register;
 pub mod reset;
 pub mod signin;

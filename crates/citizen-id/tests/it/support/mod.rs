@@ -18,7 +18,8 @@ use citizen_id::crypto::password;
 use citizen_id::integrations::notify::dev_sink::DevSink;
 use citizen_id::oidc::keys::generate_rsa_pkcs8;
 use citizen_id::partners::{PartnerInput, build};
-use citizen_id::state::AppState;
+use citizen_id::integrations::{gp, pds};
+use citizen_id::state::{AppState, Integrations};
 use citizen_id::store::accounts::NewAccount;
 use citizen_id::web::demo::DemoPartner;
 
@@ -30,6 +31,9 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// The PDS and GP simulators this server talks to over HTTP.
+    pub pds_sim: citizen_id::integrations::pds::simulator::SimHandle,
+    pub gp_sim: citizen_id::integrations::gp::simulator::SimHandle,
     pub addr: SocketAddr,
     pub state: AppState,
     pub sink: Arc<DevSink>,
@@ -105,10 +109,15 @@ impl TestApp {
         let (der, jwk) = test_key();
         let demo = DemoPartner::from_pkcs8(sandpit::DEMO_CLIENT_ID, &der).expect("demo key");
         let sink = Arc::new(DevSink::new());
-        let state = AppState::build(settings, Some(sink.clone()), Some(demo)).await.expect("state");
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let (pds_addr, pds_sim) = pds::simulator::spawn(any, pds::dataset::documented_patients()).await.expect("PDS simulator");
+        let (gp_addr, gp_sim) = gp::simulator::spawn(any, gp::documented_credentials()).await.expect("GP simulator");
+        let (pds, gp) = citizen_id::server::third_parties(Some(&format!("http://{pds_addr}")), Some(&format!("http://{gp_addr}"))).expect("clients");
+        let integrations = Integrations { dev_sink: Some(sink.clone()), demo: Some(demo), pds, gp };
+        let state = AppState::build(settings, integrations).await.expect("state");
         sandpit::ensure_demo_partner(&state, &der, &jwk).await.expect("demo partner");
         let running = citizen_id::server::start(state.clone(), listener, sink.clone(), Duration::from_millis(20)).await.expect("start");
-        TestApp { base, addr: running.addr, state, sink, seen: Mutex::new(HashMap::new()), _dir: dir }
+        TestApp { base, pds_sim, gp_sim, addr: running.addr, state, sink, seen: Mutex::new(HashMap::new()), _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -139,8 +148,14 @@ impl TestApp {
     /// An account at P0 with a verified email and mobile, written straight to the store.
     pub async fn citizen(&self) -> Citizen {
         let n = citizen_id::crypto::random_digits(6);
-        let email = format!("citizen{n}@example.com");
-        let mobile = format!("+4477009{n}");
+        self.citizen_with_mobile(&format!("+4477008{n}")).await
+    }
+
+    /// An account at P0 whose verified mobile is `mobile` (E.164).
+    pub async fn citizen_with_mobile(&self, mobile: &str) -> Citizen {
+        let n = citizen_id::crypto::random_token(9).to_lowercase();
+        let email = format!("citizen.{n}@example.com");
+        let mobile = mobile.to_string();
         let id = citizen_id::crypto::random_token(24);
         let hash = password::hash(PASSWORD.into()).await.expect("hash");
         let new = NewAccount { id: id.clone(), email: email.clone(), password_hash: Some(hash), mobile: mobile.clone(), created_at: citizen_id::clock::now_ms() };

@@ -1,0 +1,814 @@
+//! Load harness: `cargo bench --bench load [-- --quick] [-- --perf]` (see docs/benchmarks.md).
+//!
+//! 1. Baseline: this machine's RS512 signing rate (`oidc::keys::sign_with`, and raw aws-lc-rs
+//!    RSA-PKCS1-SHA512 without JSON), on one thread.
+//! 2. A real `citizen-id sandpit` in its own process (so its RSS can be read), pinned to CPU 0
+//!    with `taskset`; this process pins itself to CPU 1 and generates the load there.
+//! 3. Setup through the server's own data: a citizen written to the data dir's SQLite file with
+//!    the store API, consent given, a real sign-in through the HTML forms (password, then the
+//!    sandpit's fixed code), then authorization codes collected from GET /authorize (303s to
+//!    the demo partner's redirect). Client assertions are signed with the demo partner's key
+//!    from the data dir, all before the timed phase: the client's signing is not the server's cost.
+//! 4. Timed phases over loopback, keep-alive, N concurrent requests, bounded by count and time:
+//!    token exchanges, userinfo, discovery, JWKS. The server's VmRSS is sampled throughout and
+//!    its CPU time is read from /proc before and after each phase.
+//! 5. A table, the ratios against the targets, and `target/bench-results.json`.
+//!
+//! Options (after `--`): `--quick` (short phases), `--perf` (record `perf` profiles of the server
+//! for each phase into `target/perf-<phase>.data`), `--seconds S` (length of each timed phase),
+//! `--concurrency N` (requests in flight, default 32). Environment: `CITIZEN_ID_BIN` (server
+//! binary; default the one cargo built for this bench), `CITIZEN_ID_BENCH_NO_PIN=1` (no CPU pinning).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeyPair;
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512, UnparsedPublicKey};
+use serde_json::{Value, json};
+
+use citizen_id::cli::sandpit::{DEMO_CLIENT_ID, TEST_CODE};
+use citizen_id::crypto::{password, random_token};
+use citizen_id::oidc::keys::{generate_rsa_pkcs8, sign_with};
+use citizen_id::oidc::token::pkce_s256;
+use citizen_id::store::Db;
+use citizen_id::store::accounts::NewAccount;
+use citizen_id::web::demo::DemoPartner;
+
+const SERVER_CPU: usize = 0;
+const CLIENT_CPU: usize = 1;
+const SCOPE: &str = "openid profile email phone";
+const VERIFIER: &str = "bench-pkce-verifier-that-is-long-enough-to-be-valid-0123456789";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Targets from the issue.
+const EXCHANGE_TARGET_FRACTION: f64 = 0.80;
+const SIGNATURES_PER_EXCHANGE: f64 = 2.0;
+const USERINFO_TARGET_PER_SEC: f64 = 10_000.0;
+const IDLE_RSS_TARGET_MIB: f64 = 40.0;
+
+struct Opts {
+    quick: bool,
+    perf: bool,
+    seconds: f64,
+    concurrency: usize,
+}
+
+fn parse_opts() -> Opts {
+    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32 };
+    let mut seconds = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--perf" => opts.perf = true,
+            "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()),
+            "--concurrency" => opts.concurrency = args.next().and_then(|s| s.parse().ok()).unwrap_or(32),
+            _ => {} // `--bench` and filters from cargo
+        }
+    }
+    opts.seconds = seconds.unwrap_or(if opts.quick { 3.0 } else { 10.0 });
+    opts
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = parse_opts();
+    let cpus = online_cpus();
+    // Before any thread exists, so every thread of this process inherits the mask.
+    let pinned = cpus >= 2 && std::env::var_os("CITIZEN_ID_BENCH_NO_PIN").is_none() && pin_self(CLIENT_CPU);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(opts, cpus, pinned))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Machine and process helpers
+
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo").map(|s| s.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(1).max(1)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// `taskset -a -p -c <cpu> <own pid>` (no unsafe code in this workspace, so no sched_setaffinity).
+fn pin_self(cpu: usize) -> bool {
+    let pid = std::process::id().to_string();
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process (all its threads), in seconds.
+fn cpu_seconds(pid: &str, ticks: f64) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else { return 0.0 };
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (ut + st) / ticks
+}
+
+/// A `/proc/<pid>/status` field in KiB (VmRSS, VmHWM...).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Samples the server's VmRSS every 20 ms until stopped; returns the maximum in KiB.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut max = 0;
+            while !flag.load(Ordering::Relaxed) {
+                max = max.max(status_kib(pid, "VmRSS:").unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            max.max(status_kib(pid, "VmRSS:").unwrap_or(0))
+        });
+        RssSampler { stop, handle }
+    }
+
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or(0)
+    }
+}
+
+/// The server process; killed (by its own pid) when dropped.
+struct Server {
+    child: Child,
+    pinned: bool,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> PathBuf {
+    std::env::var_os("CITIZEN_ID_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_citizen-id")))
+}
+
+/// `target/` (next to the binary cargo built for this bench: target/release/citizen-id).
+fn target_dir() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_citizen-id"));
+    exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("target"))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn start_server(bin: &Path, port: u16, data_dir: &Path, pin: bool) -> anyhow::Result<Server> {
+    let log = std::fs::File::create(data_dir.join("server.log"))?;
+    let mut cmd = if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &SERVER_CPU.to_string()]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    // taskset execs the server: the child's pid is the server's pid.
+    cmd.args(["sandpit", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+    Ok(Server { child, pinned: pin })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Signing baseline
+
+struct Baseline {
+    sign_with_per_sec: f64,
+    raw_sign_per_sec: f64,
+    verify_per_sec: f64,
+    id_token_payload_bytes: usize,
+}
+
+fn rate_for(duration: Duration, mut f: impl FnMut()) -> f64 {
+    for _ in 0..20 {
+        f(); // warm-up
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        for _ in 0..10 {
+            f();
+        }
+        n += 10;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// A typical P9 ID token's claims (Federation spec 4.2 Table 16), as the token endpoint signs
+/// them. Written out here rather than built from `AccountRecord`, whose fields keep growing.
+fn typical_id_token_claims() -> Value {
+    let now = citizen_id::clock::now_secs();
+    let issuer = "http://localhost:8080";
+    json!({
+        "iss": issuer,
+        "sub": random_token(24),
+        "aud": DEMO_CLIENT_ID,
+        "exp": now + 3600,
+        "iat": now,
+        "jti": random_token(16),
+        "auth_time": now - 5,
+        "vot": "P9.Cp.Cd",
+        "vtm": format!("{issuer}/trustmark/localhost"),
+        "nonce": random_token(16),
+        "identity_proofing_level": "P9",
+        "nhs_number": "9000000009",
+        "family_name": "Doe",
+        "birthdate": "1980-02-29",
+    })
+}
+
+fn baseline(secs: f64) -> anyhow::Result<Baseline> {
+    let (der, _) = generate_rsa_pkcs8()?;
+    let pair = KeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let claims = typical_id_token_claims();
+    let payload = serde_json::to_vec(&claims)?;
+    let d = Duration::from_secs_f64(secs);
+    let sign_with_per_sec = rate_for(d, || {
+        std::hint::black_box(sign_with(&pair, "bench-kid", &claims).expect("sign"));
+    });
+    let token = sign_with(&pair, "bench-kid", &claims)?;
+    let (input, _) = token.rsplit_once('.').expect("compact JWS");
+    let input = input.as_bytes().to_vec();
+    let rng = SystemRandom::new();
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    let raw_sign_per_sec = rate_for(d, || {
+        pair.sign(&RSA_PKCS1_SHA512, &rng, &input, &mut sig).expect("sign");
+    });
+    let public = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA512, pair.public_key().as_ref().to_vec());
+    let verify_per_sec = rate_for(d / 2, || {
+        public.verify(&input, &sig).expect("verify");
+    });
+    Ok(Baseline { sign_with_per_sec, raw_sign_per_sec, verify_per_sec, id_token_payload_bytes: payload.len() })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Setup: a citizen, a browser session, codes
+
+/// A cookie-keeping client that walks the forms (no redirects followed automatically).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    csrf: String,
+}
+
+impl Browser {
+    fn new(base: &str) -> anyhow::Result<Browser> {
+        let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
+        Ok(Browser { http, base: base.to_string(), csrf: String::new() })
+    }
+
+    async fn get_page(&mut self, path: &str) -> anyhow::Result<String> {
+        let res = self.http.get(format!("{}{path}", self.base)).send().await?;
+        let status = res.status();
+        let html = res.text().await?;
+        if !status.is_success() {
+            bail!("GET {path}: {status}");
+        }
+        if let Some(t) = html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()) {
+            self.csrf = t.to_string();
+        }
+        Ok(html)
+    }
+
+    /// Posts a form with the page's CSRF token; returns the redirect location.
+    async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> anyhow::Result<String> {
+        let mut form = fields.to_vec();
+        let csrf = self.csrf.clone();
+        form.push(("csrf_token", &csrf));
+        let res = self.http.post(format!("{}{path}", self.base)).form(&form).send().await?;
+        let status = res.status();
+        let location = res.headers().get("location").and_then(|l| l.to_str().ok()).map(String::from);
+        match location {
+            Some(l) if status.is_redirection() => Ok(l),
+            _ => bail!("POST {path}: {status} {}", res.text().await.unwrap_or_default().chars().take(300).collect::<String>()),
+        }
+    }
+}
+
+struct Citizen {
+    id: String,
+    email: String,
+    password: String,
+}
+
+/// A P0 citizen with a verified email and mobile, and consent for the demo partner, written to
+/// the sandpit's database with the service's own store code.
+async fn create_citizen(data_dir: &Path) -> anyhow::Result<Citizen> {
+    let db = Db::connect(&format!("sqlite://{}?mode=rwc", data_dir.join("citizen-id.db").display())).await?;
+    let password = "plum-harbour-violet-42".to_string();
+    let citizen = Citizen { id: random_token(24), email: format!("bench-{}@example.com", random_token(6).to_lowercase()), password };
+    let hash = password::hash(citizen.password.clone()).await?;
+    let now = citizen_id::clock::now_ms();
+    db.insert_account(&NewAccount {
+        id: citizen.id.clone(),
+        email: citizen.email.clone(),
+        password_hash: Some(hash),
+        mobile: "+447700900123".into(),
+        created_at: now,
+    })
+    .await?;
+    db.save_consent(&citizen.id, DEMO_CLIENT_ID, SCOPE, now).await?;
+    db.close().await;
+    Ok(citizen)
+}
+
+/// Signs in through the real forms: password, then the sandpit's fixed security code.
+async fn sign_in(browser: &mut Browser, citizen: &Citizen) -> anyhow::Result<()> {
+    browser.get_page("/signin").await?;
+    let next = browser.post_form("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await?;
+    if !next.ends_with("/signin/code") {
+        bail!("sign-in went to {next}, not the code page");
+    }
+    browser.get_page("/signin/code").await?;
+    let next = browser.post_form("/signin/code", &[("code", TEST_CODE)]).await?;
+    if next.contains("/signin") {
+        bail!("the security code was refused (went to {next})");
+    }
+    Ok(())
+}
+
+fn authorize_url(base: &str, redirect_uri: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", DEMO_CLIENT_ID)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", SCOPE)
+        .append_pair("state", &random_token(12))
+        .append_pair("nonce", &random_token(12))
+        .append_pair("vtr", r#"["P0.Cp.Cd"]"#)
+        .append_pair("code_challenge", &pkce_s256(VERIFIER))
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    format!("{base}/authorize?{query}")
+}
+
+/// One code from GET /authorize: a 303 straight to the partner with `?code=`.
+async fn one_code(http: &reqwest::Client, base: &str, redirect_uri: &str) -> anyhow::Result<String> {
+    let res = http.get(authorize_url(base, redirect_uri)).send().await?;
+    let location = res.headers().get("location").and_then(|l| l.to_str().ok()).unwrap_or_default().to_string();
+    let url = url::Url::parse(&location).with_context(|| format!("/authorize answered {} to {location:?}", res.status()))?;
+    url.query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).with_context(|| format!("no code in {location}"))
+}
+
+/// Collects `n` codes with `parallel` requests in flight; returns them and the rate.
+async fn collect_codes(http: &reqwest::Client, base: &str, redirect_uri: &str, n: usize, parallel: usize) -> anyhow::Result<(Vec<String>, f64)> {
+    let codes = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..parallel {
+        let (http, base, redirect_uri, codes, next) = (http.clone(), base.to_string(), redirect_uri.to_string(), codes.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let code = one_code(&http, &base, &redirect_uri).await?;
+                codes.lock().unwrap().push(code);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let codes = std::mem::take(&mut *codes.lock().unwrap());
+    Ok((codes, rate))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Timed phases
+
+type Job = Arc<dyn Fn(usize) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+#[derive(Default, Clone)]
+struct PhaseResult {
+    name: String,
+    requests: u64,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+    per_sec: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    server_cpu_util: f64,
+    server_cpu_us_per_request: f64,
+    client_cpu_util: f64,
+    max_rss_kib: u64,
+}
+
+struct Ctx {
+    server_pid: u32,
+    ticks: f64,
+    concurrency: usize,
+    perf: bool,
+    target: PathBuf,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Runs `job(i)` for i in 0..max with `concurrency` in flight, until `max` or `duration`.
+async fn drive(job: &Job, concurrency: usize, max: usize, duration: Duration) -> (u64, u64, Option<String>, f64, Vec<u32>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(Mutex::new(None));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (job, next, errors, first_error) = (job.clone(), next.clone(), errors.clone(), first_error.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(4096);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= max || Instant::now() >= deadline {
+                    break;
+                }
+                let t = Instant::now();
+                if let Err(e) = job(i).await {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    first_error.lock().unwrap().get_or_insert(e);
+                }
+                lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let err = first_error.lock().unwrap().take();
+    (all.len() as u64, errors.load(Ordering::Relaxed), err, secs, all)
+}
+
+async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, duration: Duration) -> PhaseResult {
+    if warmup > 0 {
+        drive(&job, ctx.concurrency.min(warmup), warmup, Duration::from_secs(30)).await;
+    }
+    let perf = ctx.perf.then(|| start_perf(ctx, name)).flatten();
+    let pid = ctx.server_pid.to_string();
+    let rss = RssSampler::start(ctx.server_pid);
+    let (server0, client0) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks));
+    let (requests, errors, first_error, seconds, mut lat) = drive(&job, ctx.concurrency, max, duration).await;
+    let (server1, client1) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks));
+    let max_rss_kib = rss.finish();
+    if let Some(p) = perf {
+        stop_perf(p);
+    }
+    lat.sort_unstable();
+    let server_cpu = server1 - server0;
+    let r = PhaseResult {
+        name: name.to_string(),
+        requests,
+        errors,
+        first_error,
+        seconds,
+        per_sec: requests as f64 / seconds,
+        p50_ms: percentile(&lat, 0.50),
+        p90_ms: percentile(&lat, 0.90),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: lat.last().map(|&m| m as f64 / 1000.0).unwrap_or(0.0),
+        server_cpu_util: server_cpu / seconds,
+        server_cpu_us_per_request: if requests > 0 { server_cpu * 1e6 / requests as f64 } else { 0.0 },
+        client_cpu_util: (client1 - client0) / seconds,
+        max_rss_kib,
+    };
+    eprintln!(
+        "  {:<10} {:>8} requests in {:>5.2} s = {:>9.1}/s  p50 {:.2} ms  p99 {:.2} ms  server CPU {:>3.0}%  client CPU {:>3.0}%  errors {}",
+        r.name,
+        r.requests,
+        r.seconds,
+        r.per_sec,
+        r.p50_ms,
+        r.p99_ms,
+        r.server_cpu_util * 100.0,
+        r.client_cpu_util * 100.0,
+        r.errors
+    );
+    if let Some(e) = &r.first_error {
+        eprintln!("    first error: {e}");
+    }
+    r
+}
+
+fn start_perf(ctx: &Ctx, name: &str) -> Option<Child> {
+    let out = ctx.target.join(format!("perf-{name}.data"));
+    Command::new("perf")
+        .args(["record", "-q", "-F", "999", "-g", "-p", &ctx.server_pid.to_string(), "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+fn stop_perf(mut p: Child) {
+    // SIGINT (by this child's own pid) lets perf write its file.
+    let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
+    let _ = p.wait();
+}
+
+fn get_job(http: &reqwest::Client, url: String, bearer: Option<String>) -> Job {
+    let http = http.clone();
+    Arc::new(move |_| {
+        let mut req = http.get(&url);
+        if let Some(t) = &bearer {
+            req = req.bearer_auth(t);
+        }
+        Box::pin(async move {
+            let res = req.send().await.map_err(|e| e.to_string())?;
+            let status = res.status();
+            let body = res.bytes().await.map_err(|e| e.to_string())?;
+            if status.is_success() && !body.is_empty() { Ok(()) } else { Err(format!("{status}: {}", String::from_utf8_lossy(&body))) }
+        })
+    })
+}
+
+struct Exchange {
+    code: String,
+    assertion: String,
+}
+
+fn exchange_form<'a>(x: &'a Exchange, redirect_uri: &'a str) -> [(&'a str, &'a str); 6] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", &x.code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", VERIFIER),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", &x.assertion),
+    ]
+}
+
+/// One exchange outside the timed phases: the tokens, for userinfo.
+async fn exchange_once(http: &reqwest::Client, base: &str, redirect_uri: &str, x: &Exchange) -> anyhow::Result<Value> {
+    let res = http.post(format!("{base}/token")).form(&exchange_form(x, redirect_uri)).send().await?;
+    let status = res.status();
+    let body: Value = res.json().await?;
+    if !status.is_success() || body.get("id_token").is_none() {
+        bail!("token endpoint: {status} {body}");
+    }
+    Ok(body)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
+    let ticks = clock_ticks();
+    let target = target_dir();
+    let bin = server_binary();
+    let duration = Duration::from_secs_f64(opts.seconds);
+    eprintln!("Citizen ID load harness ({} mode): {} CPUs ({}), {}", if opts.quick { "quick" } else { "full" }, cpus, cpu_model(),
+        if pinned { format!("load generator pinned to CPU {CLIENT_CPU}, server to CPU {SERVER_CPU}") } else { "no CPU pinning".into() });
+    if cpus < 2 || !pinned {
+        eprintln!("  warning: without two pinned CPUs the client and the server share cores; figures are not comparable");
+    }
+
+    // 1. Baseline, on this (pinned) thread, with the server not yet started.
+    eprintln!("1. Signing baseline ({:.0} s each)...", if opts.quick { 1.0 } else { 2.0 });
+    let base_line = baseline(if opts.quick { 1.0 } else { 2.0 })?;
+    eprintln!(
+        "  sign_with (RS512 JWS, {}-byte ID token payload): {:.0}/s; raw RSA-2048 PKCS1-SHA512 sign: {:.0}/s; verify: {:.0}/s",
+        base_line.id_token_payload_bytes, base_line.sign_with_per_sec, base_line.raw_sign_per_sec, base_line.verify_per_sec
+    );
+
+    // 2. The server in its own process.
+    let data = tempfile::tempdir()?;
+    let port = free_port()?;
+    let pin_server = pinned && have("taskset");
+    eprintln!("2. Starting {} sandpit on 127.0.0.1:{port}{}...", bin.display(), if pin_server { " (taskset -c 0)" } else { "" });
+    let server = start_server(&bin, port, data.path(), pin_server)?;
+    let server_pid = server.child.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).tcp_nodelay(true).build()?;
+    let started = Instant::now();
+    loop {
+        if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the server did not answer /health in 60 s; see {}", data.path().join("server.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let startup_secs = started.elapsed().as_secs_f64();
+    let discovery: Value = http.get(format!("{base}/.well-known/openid-configuration")).send().await?.json().await?;
+    let issuer = discovery["issuer"].as_str().context("discovery has no issuer")?.to_string();
+    let token_endpoint = discovery["token_endpoint"].as_str().context("discovery has no token_endpoint")?.to_string();
+    let redirect_uri = format!("{issuer}/demo/callback");
+    for _ in 0..5 {
+        http.get(format!("{base}/.well-known/jwks.json")).send().await?.bytes().await?;
+        http.get(format!("{base}/.well-known/openid-configuration")).send().await?.bytes().await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
+    eprintln!("  up in {startup_secs:.2} s; issuer {issuer}; idle VmRSS {:.1} MiB", mib(idle_rss_kib));
+
+    // 3. Setup through the server's own data.
+    eprintln!("3. Setup: citizen, sign-in through the forms, authorization codes...");
+    let der = std::fs::read(data.path().join("demo-partner-key.pk8")).context("the sandpit's demo partner key")?;
+    let demo = DemoPartner::from_pkcs8(DEMO_CLIENT_ID, &der)?;
+    let citizen = create_citizen(data.path()).await?;
+    let mut browser = Browser::new(&base)?;
+    sign_in(&mut browser, &citizen).await?;
+    // Enough codes for the phase at the best rate the baseline allows, plus warm-up and spares.
+    let ceiling = base_line.sign_with_per_sec / SIGNATURES_PER_EXCHANGE;
+    let warm_exchanges = opts.concurrency;
+    let timed_codes = ((ceiling * opts.seconds * 1.25) as usize).clamp(200, 40_000);
+    let spares = 4;
+    let (codes, authorize_per_sec) = collect_codes(&browser.http, &base, &redirect_uri, warm_exchanges + timed_codes + spares, 4).await?;
+    eprintln!("  {} codes from GET /authorize at {authorize_per_sec:.0}/s (4 in flight; not a target)", codes.len());
+    let sign_start = Instant::now();
+    let exchanges: Vec<Exchange> =
+        codes.into_iter().map(|code| Ok(Exchange { code, assertion: demo.client_assertion(&token_endpoint)? })).collect::<anyhow::Result<_>>()?;
+    eprintln!("  {} client assertions pre-signed in {:.1} s (client side, not timed)", exchanges.len(), sign_start.elapsed().as_secs_f64());
+    let setup_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
+
+    // 4. Timed phases.
+    eprintln!("4. Timed phases ({} in flight, up to {:.0} s each):", opts.concurrency, opts.seconds);
+    let ctx = Ctx { server_pid, ticks, concurrency: opts.concurrency, perf: opts.perf && have("perf"), target: target.clone() };
+    let (spare, exchanges) = exchanges.split_at(spares);
+    let (warm, timed) = exchanges.split_at(warm_exchanges);
+    let warm: Arc<Vec<Exchange>> = Arc::new(warm.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
+    let timed: Arc<Vec<Exchange>> = Arc::new(timed.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
+    let make_exchange_job = |items: Arc<Vec<Exchange>>| -> Job {
+        let (http, url, redirect_uri) = (http.clone(), format!("{base}/token"), redirect_uri.clone());
+        Arc::new(move |i| {
+            let (http, url, redirect_uri, items) = (http.clone(), url.clone(), redirect_uri.clone(), items.clone());
+            Box::pin(async move {
+                let res = http.post(&url).form(&exchange_form(&items[i], &redirect_uri)).send().await.map_err(|e| e.to_string())?;
+                let status = res.status();
+                let body: Value = res.json().await.map_err(|e| e.to_string())?;
+                if status.is_success() && body.get("id_token").is_some() && body.get("access_token").is_some() {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
+            })
+        })
+    };
+    drive(&make_exchange_job(warm.clone()), opts.concurrency, warm.len(), Duration::from_secs(60)).await;
+    let exchange = phase(&ctx, "exchange", make_exchange_job(timed.clone()), 0, timed.len(), duration).await;
+
+    // A fresh access token for userinfo (tokens live 5 minutes; each phase is far shorter).
+    let mut spare = spare.iter();
+    let tokens = exchange_once(&http, &base, &redirect_uri, spare.next().context("spare code")?).await?;
+    let access = tokens["access_token"].as_str().context("access_token")?.to_string();
+    let token_at = Instant::now();
+    let max_get = 2_000_000;
+    let userinfo = phase(&ctx, "userinfo", get_job(&http, format!("{base}/userinfo"), Some(access)), 1000, max_get, duration).await;
+    if token_at.elapsed() > Duration::from_secs(240) {
+        eprintln!("  warning: the userinfo phase outlived a comfortable access token age");
+    }
+    let discovery_r = phase(&ctx, "discovery", get_job(&http, format!("{base}/.well-known/openid-configuration"), None), 1000, max_get, duration).await;
+    let jwks = phase(&ctx, "jwks", get_job(&http, format!("{base}/.well-known/jwks.json"), None), 1000, max_get, duration).await;
+    drop(http);
+    drop(browser);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
+    let hwm_kib = status_kib(server_pid, "VmHWM:").unwrap_or(0);
+    let threads = std::fs::read_to_string(format!("/proc/{server_pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Threads:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0);
+    let server_pinned = server.pinned;
+    drop(server);
+
+    // 5. Report.
+    let phases = [&exchange, &userinfo, &discovery_r, &jwks];
+    let load_rss_kib = phases.iter().map(|p| p.max_rss_kib).max().unwrap_or(0);
+    let exchange_ceiling = base_line.sign_with_per_sec / SIGNATURES_PER_EXCHANGE;
+    let exchange_ratio = exchange.per_sec / exchange_ceiling;
+    let userinfo_ratio = userinfo.per_sec / USERINFO_TARGET_PER_SEC;
+    let idle_ratio = mib(idle_rss_kib) / IDLE_RSS_TARGET_MIB;
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+
+    println!();
+    println!("Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight", cpus, cpu_model(), server_pinned, opts.concurrency);
+    println!();
+    println!("| phase      | requests |  seconds |     req/s |  p50 ms |  p90 ms |  p99 ms | server CPU | server µs/req | client CPU | max RSS MiB | errors |");
+    println!("|------------|---------:|---------:|----------:|--------:|--------:|--------:|-----------:|--------------:|-----------:|------------:|-------:|");
+    for p in phases {
+        println!(
+            "| {:<10} | {:>8} | {:>8.2} | {:>9.1} | {:>7.2} | {:>7.2} | {:>7.2} | {:>9.0}% | {:>13.0} | {:>9.0}% | {:>11.1} | {:>6} |",
+            p.name, p.requests, p.seconds, p.per_sec, p.p50_ms, p.p90_ms, p.p99_ms, p.server_cpu_util * 100.0, p.server_cpu_us_per_request,
+            p.client_cpu_util * 100.0, mib(p.max_rss_kib), p.errors
+        );
+    }
+    println!();
+    println!("Baseline (one thread): sign_with {:.0}/s, raw RSA-2048 PKCS1-SHA512 sign {:.0}/s, verify {:.0}/s", base_line.sign_with_per_sec, base_line.raw_sign_per_sec, base_line.verify_per_sec);
+    println!(
+        "Exchanges: {:.1}/s vs ceiling {:.1}/s (sign_with/s ÷ {SIGNATURES_PER_EXCHANGE}) = {:.1}% (target ≥ {:.0}%): {}",
+        exchange.per_sec, exchange_ceiling, exchange_ratio * 100.0, EXCHANGE_TARGET_FRACTION * 100.0, verdict(exchange_ratio >= EXCHANGE_TARGET_FRACTION)
+    );
+    println!("Userinfo:  {:.0}/s vs {USERINFO_TARGET_PER_SEC:.0}/s = {:.1}%: {}", userinfo.per_sec, userinfo_ratio * 100.0, verdict(userinfo_ratio >= 1.0));
+    println!("Discovery: {:.0}/s; JWKS: {:.0}/s", discovery_r.per_sec, jwks.per_sec);
+    println!(
+        "Memory (VmRSS): idle {:.1} MiB vs {IDLE_RSS_TARGET_MIB:.0} MiB = {:.1}%: {}; after setup {:.1} MiB; max under load {:.1} MiB; after load {:.1} MiB; peak (VmHWM) {:.1} MiB; {threads} threads",
+        mib(idle_rss_kib), idle_ratio * 100.0, verdict(idle_ratio < 1.0), mib(setup_rss_kib), mib(load_rss_kib), mib(after_rss_kib), mib(hwm_kib)
+    );
+
+    let phase_json = |p: &PhaseResult| {
+        json!({
+            "requests": p.requests, "errors": p.errors, "first_error": p.first_error, "seconds": p.seconds, "per_sec": p.per_sec,
+            "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
+            "server_cpu_utilisation": p.server_cpu_util, "server_cpu_us_per_request": p.server_cpu_us_per_request,
+            "client_cpu_utilisation": p.client_cpu_util, "max_rss_mib": mib(p.max_rss_kib),
+        })
+    };
+    let results = json!({
+        "generated_at_unix": citizen_id::clock::now_secs(),
+        "mode": if opts.quick { "quick" } else { "full" },
+        "machine": { "cpus": cpus, "cpu_model": cpu_model(), "client_pinned_cpu": pinned.then_some(CLIENT_CPU), "server_pinned_cpu": server_pinned.then_some(SERVER_CPU) },
+        "concurrency": opts.concurrency,
+        "phase_seconds": opts.seconds,
+        "baseline": {
+            "sign_with_per_sec": base_line.sign_with_per_sec,
+            "raw_rsa2048_pkcs1_sha512_sign_per_sec": base_line.raw_sign_per_sec,
+            "rsa2048_verify_per_sec": base_line.verify_per_sec,
+            "id_token_payload_bytes": base_line.id_token_payload_bytes,
+        },
+        "setup": { "server_startup_seconds": startup_secs, "authorize_codes_per_sec": authorize_per_sec },
+        "phases": {
+            "exchange": phase_json(&exchange), "userinfo": phase_json(&userinfo),
+            "discovery": phase_json(&discovery_r), "jwks": phase_json(&jwks),
+        },
+        "memory_mib": {
+            "idle": mib(idle_rss_kib), "after_setup": mib(setup_rss_kib), "max_under_load": mib(load_rss_kib),
+            "after_load": mib(after_rss_kib), "peak_vmhwm": mib(hwm_kib), "threads": threads,
+        },
+        "targets": {
+            "exchange": { "per_sec": exchange.per_sec, "ceiling_per_sec": exchange_ceiling, "ratio": exchange_ratio, "target_ratio": EXCHANGE_TARGET_FRACTION, "met": exchange_ratio >= EXCHANGE_TARGET_FRACTION },
+            "userinfo": { "per_sec": userinfo.per_sec, "target_per_sec": USERINFO_TARGET_PER_SEC, "ratio": userinfo_ratio, "met": userinfo_ratio >= 1.0 },
+            "idle_rss": { "mib": mib(idle_rss_kib), "target_mib": IDLE_RSS_TARGET_MIB, "ratio": idle_ratio, "met": idle_ratio < 1.0 },
+        },
+    });
+    std::fs::create_dir_all(&target)?;
+    let out = target.join("bench-results.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
+    println!();
+    println!("Results written to {}", out.display());
+    if ctx.perf {
+        println!("Server profiles: {}/perf-<phase>.data (perf report -i ...)", target.display());
+    }
+    Ok(())
+}
