@@ -3,6 +3,7 @@
 mod keys;
 mod partner;
 pub mod sandpit;
+mod simulate;
 
 use std::path::PathBuf;
 
@@ -71,6 +72,11 @@ pub enum Command {
         #[command(subcommand)]
         command: partner::PartnerCommand,
     },
+    /// Run a bundled third-party simulator, or make test data for one.
+    Simulate {
+        #[command(subcommand)]
+        command: simulate::SimulateCommand,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -84,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys::run(command).await,
         Command::Partner { command } => partner::run(command).await,
+        Command::Simulate { command } => simulate::run(command).await,
     }
 }
 

@@ -186,6 +186,10 @@ fn check_response_mode(value: Option<&str>) -> Result<(), String> {
 /// for scopes it is registered for (`gp_integration_credentials` also needs IM1 access).
 fn check_scope(value: Option<&str>, partner: &PartnerRecord) -> Result<ScopeSet, String> {
     let scopes = ScopeSet::parse(value.unwrap_or("")).map_err(|e| e.to_string())?;
+    // scopes-and-claims.md note 3: the two demographic scopes are mutually exclusive.
+    if scopes.contains(domain::Scope::Profile) && scopes.contains(domain::Scope::BasicDemographics) {
+        return Err("The profile and basic_demographics scopes cannot be requested together".into());
+    }
     for scope in scopes.iter() {
         let name = scope.as_str();
         if !partner.scopes.iter().any(|s| s == name) {
@@ -257,7 +261,7 @@ mod tests {
             name: "Demo".into(),
             redirect_uris: vec!["https://rp.example/cb".into()],
             public_keys: vec![],
-            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            scopes: vec!["openid".into(), "profile".into(), "email".into(), "basic_demographics".into()],
             vectors: vec!["P0.Cp.Cd".into(), "P9.Cp.Cd".into()],
             refresh_tokens: true,
             im1: false,
@@ -315,6 +319,7 @@ mod tests {
             (&[("nonce", "")], "invalid_request"),
             (&[("scope", "email")], "invalid_scope"),
             (&[("scope", "openid phone")], "invalid_scope"),
+            (&[("scope", "openid profile basic_demographics")], "invalid_scope"),
             (&[("vtr", "[\"P5.Cp\"]")], "invalid_request"),
             (&[("vtr", "")], "invalid_request"), // default P9 set is not all registered
             (&[("vtr", "nonsense")], "invalid_request"),

@@ -21,6 +21,9 @@ fn every_subcommand_has_help() {
         vec!["partner", "show", "--help"],
         vec!["partner", "update", "--help"],
         vec!["partner", "remove", "--help"],
+        vec!["simulate", "pds", "--help"],
+        vec!["simulate", "gp", "--help"],
+        vec!["simulate", "generate-patients", "--help"],
     ] {
         let (ok, stdout, _) = citizen_id(&args);
         assert!(ok && stdout.contains("Usage:"), "{args:?}");
@@ -77,4 +80,16 @@ fn serve_refuses_to_start_without_its_secrets() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("issuer URL is required"));
+}
+
+#[test]
+fn generates_a_patients_file_the_simulator_can_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("patients.jsonl");
+    let (ok, stdout, err) = citizen_id(&["simulate", "generate-patients", "--count", "250", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("wrote 250 patients"));
+    let patients = citizen_id::integrations::pds::dataset::read_jsonl(&out).unwrap();
+    assert_eq!(patients.len(), 250);
+    assert!(patients.iter().all(|p| domain::NhsNumber::parse(p.nhs_number.as_str()).is_ok()));
 }

@@ -55,12 +55,23 @@ impl HttpPdsClient {
     /// `base_url` is the FHIR base, e.g. `https://int.api.service.nhs.uk/personal-demographics/FHIR/R4`
     /// or a simulator's `http://127.0.0.1:PORT` (a trailing slash is dropped). The
     /// `reqwest::Client` is shared so connection pools and TLS setup are reused.
-    pub fn new(http: reqwest::Client, base_url: &str, timeout: Duration) -> Result<Self, PdsConfigError> {
-        let parsed = reqwest::Url::parse(base_url).map_err(|e| PdsConfigError::InvalidBaseUrl(e.to_string()))?;
+    pub fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        timeout: Duration,
+    ) -> Result<Self, PdsConfigError> {
+        let parsed = reqwest::Url::parse(base_url)
+            .map_err(|e| PdsConfigError::InvalidBaseUrl(e.to_string()))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(PdsConfigError::InvalidBaseUrl("scheme must be http or https".into()));
+            return Err(PdsConfigError::InvalidBaseUrl(
+                "scheme must be http or https".into(),
+            ));
         }
-        Ok(HttpPdsClient { http, base_url: base_url.trim_end_matches('/').to_owned(), timeout })
+        Ok(HttpPdsClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -79,8 +90,9 @@ impl HttpPdsClient {
         let url = format!("{}/Patient/{}", self.base_url, url_segment(id));
         let answer = self.send(self.http.get(url)).await?;
         let body = expect_ok(answer.status, answer.body)?;
-        let patient: Patient = serde_json::from_value(body)
-            .map_err(|_| PdsError::Invalid("PDS returned a Patient that could not be read".into()))?;
+        let patient: Patient = serde_json::from_value(body).map_err(|_| {
+            PdsError::Invalid("PDS returned a Patient that could not be read".into())
+        })?;
         Ok((patient, answer.etag))
     }
 
@@ -104,16 +116,23 @@ impl HttpPdsClient {
             return Err(PdsError::TooManyMatches);
         }
         if body.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-            return Err(PdsError::Invalid("PDS search did not return a Bundle".into()));
+            return Err(PdsError::Invalid(
+                "PDS search did not return a Bundle".into(),
+            ));
         }
-        let entries = body.get("entry").and_then(Value::as_array).cloned().unwrap_or_default();
+        let entries = body
+            .get("entry")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         entries
             .into_iter()
             .filter_map(|mut e| e.get_mut("resource").map(Value::take))
             .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
             .map(|r| {
-                let p: Patient = serde_json::from_value(r)
-                    .map_err(|_| PdsError::Invalid("PDS search returned a Patient that could not be read".into()))?;
+                let p: Patient = serde_json::from_value(r).map_err(|_| {
+                    PdsError::Invalid("PDS search returned a Patient that could not be read".into())
+                })?;
                 fhir::from_fhir(p, None)
             })
             .collect()
@@ -135,10 +154,22 @@ impl HttpPdsClient {
         let (current, _) = self.read_patient(nhs.as_str()).await?;
         let mut patches = Vec::new();
         if let Some(m) = mobile {
-            patches.push(telecom_patch(&current.telecom, ContactPoint::is_mobile, "phone", "mobile", m));
+            patches.push(telecom_patch(
+                &current.telecom,
+                ContactPoint::is_mobile,
+                "phone",
+                "mobile",
+                m,
+            ));
         }
         if let Some(e) = email {
-            patches.push(telecom_patch(&current.telecom, ContactPoint::is_email, "email", "home", e));
+            patches.push(telecom_patch(
+                &current.telecom,
+                ContactPoint::is_email,
+                "email",
+                "home",
+                e,
+            ));
         }
         let url = format!("{}/Patient/{}", self.base_url, url_segment(nhs.as_str()));
         let request = self
@@ -149,8 +180,9 @@ impl HttpPdsClient {
             .body(json!({ "patches": patches }).to_string());
         let answer = self.send(request).await?;
         let body = expect_ok(answer.status, answer.body)?;
-        let patient: Patient = serde_json::from_value(body)
-            .map_err(|_| PdsError::Invalid("PDS returned an updated Patient that could not be read".into()))?;
+        let patient: Patient = serde_json::from_value(body).map_err(|_| {
+            PdsError::Invalid("PDS returned an updated Patient that could not be read".into())
+        })?;
         fhir::from_fhir(patient, answer.etag.as_deref())
     }
 
@@ -164,9 +196,17 @@ impl HttpPdsClient {
             .await
             .map_err(|e| self.request_error(&e))?;
         let status = response.status().as_u16();
-        let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await.map_err(|e| self.request_error(&e))?;
-        Ok(Answer { status, etag, body: serde_json::from_slice(&bytes).ok() })
+        Ok(Answer {
+            status,
+            etag,
+            body: serde_json::from_slice(&bytes).ok(),
+        })
     }
 
     fn request_error(&self, e: &reqwest::Error) -> PdsError {
@@ -183,11 +223,17 @@ impl HttpPdsClient {
 }
 
 impl PdsClient for HttpPdsClient {
-    fn get_patient<'a>(&'a self, nhs: &'a NhsNumber) -> BoxFuture<'a, Result<PdsPatient, PdsError>> {
+    fn get_patient<'a>(
+        &'a self,
+        nhs: &'a NhsNumber,
+    ) -> BoxFuture<'a, Result<PdsPatient, PdsError>> {
         Box::pin(self.get_patient_by_id(nhs.as_str()))
     }
 
-    fn search<'a>(&'a self, q: &'a SearchQuery) -> BoxFuture<'a, Result<Vec<PdsPatient>, PdsError>> {
+    fn search<'a>(
+        &'a self,
+        q: &'a SearchQuery,
+    ) -> BoxFuture<'a, Result<Vec<PdsPatient>, PdsError>> {
         Box::pin(self.find(q))
     }
 
@@ -235,7 +281,10 @@ fn telecom_patch(
     match telecom.iter().position(is_kind) {
         Some(i) => {
             let old = &telecom[i];
-            let new = ContactPoint { value: Some(value.to_owned()), ..old.clone() };
+            let new = ContactPoint {
+                value: Some(value.to_owned()),
+                ..old.clone()
+            };
             json!({ "op": "replace", "path": format!("/telecom/{i}"), "value": new })
         }
         None => {
@@ -253,5 +302,7 @@ fn telecom_patch(
 /// Percent-encodes an id for use as one path segment, so a malformed id reaches PDS as data
 /// (and gets `INVALID_RESOURCE_ID`) rather than changing the path.
 fn url_segment(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>().replace('+', "%20")
+    url::form_urlencoded::byte_serialize(id.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }

@@ -34,7 +34,7 @@ pub use generate::generate;
 /// | 999 000 0107 | Mohammed Ahmed-Khan | 1988-04-18 | E1 6AN | 07700 900008 | fuzzy: "Ahmed Khan" or "M" match |
 pub fn documented_patients() -> Vec<PdsPatient> {
     #[rustfmt::skip]
-    let rows: [(&str, &[&str], &str, &str, &str, &str, Option<&str>, Option<&str>, &str); 10] = [
+    let rows: [DocumentedRow; 10] = [
         ("9990000018", &["Sarah"], "Thompson", "1985-03-14", "LS1 4AP", "A12345", Some("+447700900001"), Some("sarah.thompson@example.com"), ""),
         ("9990000026", &["Oliver", "James", "Matthew"], "Bennett", "1990-07-02", "M1 1AE", "B23456", Some("+447700900002"), Some("oliver.bennett@example.com"), ""),
         ("9990000034", &["Emily"], "Clarke", "1978-11-23", "BS1 4DJ", "C34567", Some("+447700900003"), Some("emily.clarke@example.com"), "restricted"),
@@ -47,22 +47,38 @@ pub fn documented_patients() -> Vec<PdsPatient> {
         ("9990000107", &["Mohammed"], "Ahmed-Khan", "1988-04-18", "E1 6AN", "H89012", Some("+447700900008"), Some("m.ahmed-khan@example.com"), ""),
     ];
     rows.iter()
-        .map(|(nhs, given, family, born, postcode, gp, mobile, email, note)| PdsPatient {
-            nhs_number: NhsNumber::parse(nhs).expect("documented NHS numbers are valid"),
-            given_names: given.iter().map(|g| g.to_string()).collect(),
-            family_name: family.to_string(),
-            birth_date: born.to_string(),
-            postcode: Some(postcode.to_string()),
-            gp_ods_code: Some(gp.to_string()),
-            mobile: mobile.map(str::to_owned),
-            email: email.map(str::to_owned),
-            restricted: *note == "restricted",
-            deceased: *note == "deceased",
-            superseded_by: note.starts_with('9').then(|| note.to_string()),
-            version: "1".into(),
-        })
+        .map(
+            |(nhs, given, family, born, postcode, gp, mobile, email, note)| PdsPatient {
+                nhs_number: NhsNumber::parse(nhs).expect("documented NHS numbers are valid"),
+                given_names: given.iter().map(|g| g.to_string()).collect(),
+                family_name: family.to_string(),
+                birth_date: born.to_string(),
+                postcode: Some(postcode.to_string()),
+                gp_ods_code: Some(gp.to_string()),
+                mobile: mobile.map(str::to_owned),
+                email: email.map(str::to_owned),
+                restricted: *note == "restricted",
+                deceased: *note == "deceased",
+                superseded_by: note.starts_with('9').then(|| note.to_string()),
+                version: "1".into(),
+            },
+        )
         .collect()
 }
+
+/// NHS number, given names, family name, born, postcode, GP, mobile, email, and a note:
+/// "restricted", "deceased", or the NHS number that supersedes this one.
+type DocumentedRow = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+);
 
 /// One line of a patients file. A plain row type (not [`PdsPatient`]) so the file format is
 /// explicit and every value goes through the domain parsers on the way in.
@@ -125,17 +141,30 @@ impl TryFrom<PatientRow> for PdsPatient {
     fn try_from(r: PatientRow) -> Result<Self, String> {
         let nhs_number = NhsNumber::parse(&r.nhs_number).map_err(|e| format!("nhs_number: {e}"))?;
         let superseded_by = match r.superseded_by.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(s) => Some(NhsNumber::parse(s).map_err(|e| format!("superseded_by: {e}"))?.as_str().to_owned()),
+            Some(s) => Some(
+                NhsNumber::parse(s)
+                    .map_err(|e| format!("superseded_by: {e}"))?
+                    .as_str()
+                    .to_owned(),
+            ),
             None => None,
         };
         let mobile = match r.mobile.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(m) => Some(MobileNumber::parse(m).map_err(|e| format!("mobile: {e}"))?.as_str().to_owned()),
+            Some(m) => Some(
+                MobileNumber::parse(m)
+                    .map_err(|e| format!("mobile: {e}"))?
+                    .as_str()
+                    .to_owned(),
+            ),
             None => None,
         };
-        let postcode = r.postcode.filter(|p| !p.trim().is_empty()).map(|p| match Postcode::parse(&p) {
-            Ok(pc) => pc.as_str().to_owned(),
-            Err(_) => p,
-        });
+        let postcode =
+            r.postcode
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| match Postcode::parse(&p) {
+                    Ok(pc) => pc.as_str().to_owned(),
+                    Err(_) => p,
+                });
         if r.family_name.trim().is_empty() || r.given_names.is_empty() {
             return Err("a patient needs a family name and a given name".into());
         }
@@ -184,7 +213,9 @@ pub fn stream_jsonl(path: &Path) -> io::Result<impl Iterator<Item = io::Result<P
             Ok(l) => l,
             Err(e) => return Some(Err(e)),
         };
-        let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, format!("line {}: {why}", i + 1));
+        let bad = |why: String| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("line {}: {why}", i + 1))
+        };
         let row = serde_json::from_str::<PatientRow>(&line).map_err(|e| bad(e.to_string()));
         Some(row.and_then(|r| PdsPatient::try_from(r).map_err(bad)))
     }))
@@ -212,7 +243,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pds-dataset-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("patients.jsonl");
-        let patients: Vec<PdsPatient> = documented_patients().into_iter().chain(generate(200, 7)).collect();
+        let patients: Vec<PdsPatient> = documented_patients()
+            .into_iter()
+            .chain(generate(200, 7))
+            .collect();
         assert_eq!(write_jsonl(&path, patients.clone()).unwrap(), 210);
         assert_eq!(read_jsonl(&path).unwrap(), patients);
         std::fs::write(&path, "{\"nhs_number\":\"9990000019\"}\n").unwrap();

@@ -126,7 +126,11 @@ pub struct Reference {
 /// The FHIR form of a stored patient, as PDS releases it: a restricted patient loses address,
 /// telecom and GP and is labelled `R`; everyone else is labelled `U` (unrestricted).
 pub fn to_fhir(p: &PdsPatient, version: u32) -> Patient {
-    let (code, display) = if p.restricted { ("R", "restricted") } else { ("U", "unrestricted") };
+    let (code, display) = if p.restricted {
+        ("R", "restricted")
+    } else {
+        ("U", "unrestricted")
+    };
     let mut out = Patient {
         resource_type: "Patient".into(),
         id: p.nhs_number.as_str().into(),
@@ -155,7 +159,10 @@ pub fn to_fhir(p: &PdsPatient, version: u32) -> Patient {
         return out;
     }
     if let Some(pc) = &p.postcode {
-        out.address.push(Address { use_: Some("home".into()), postal_code: Some(pc.clone()) });
+        out.address.push(Address {
+            use_: Some("home".into()),
+            postal_code: Some(pc.clone()),
+        });
     }
     out.telecom = telecom_of(p);
     if let Some(ods) = &p.gp_ods_code {
@@ -175,7 +182,9 @@ pub fn to_fhir(p: &PdsPatient, version: u32) -> Patient {
 pub fn telecom_of(p: &PdsPatient) -> Vec<ContactPoint> {
     let mut out = Vec::new();
     if let Some(m) = &p.mobile {
-        let national = MobileNumber::parse(m).map(|m| m.national()).unwrap_or_else(|_| m.clone());
+        let national = MobileNumber::parse(m)
+            .map(|m| m.national())
+            .unwrap_or_else(|_| m.clone());
         out.push(contact(MOBILE_TELECOM_ID, "phone", "mobile", national));
     }
     if let Some(e) = &p.email {
@@ -197,30 +206,50 @@ fn contact(id: &str, system: &str, use_: &str, value: String) -> ContactPoint {
 /// PDS documents the ETag as the value to send back in `If-Match`.
 pub fn from_fhir(p: Patient, etag: Option<&str>) -> Result<PdsPatient, PdsError> {
     if p.resource_type != "Patient" {
-        return Err(PdsError::Invalid(format!("expected a Patient, got {:?}", p.resource_type)));
+        return Err(PdsError::Invalid(format!(
+            "expected a Patient, got {:?}",
+            p.resource_type
+        )));
     }
-    let nhs_number = NhsNumber::parse(&p.id)
-        .map_err(|_| PdsError::Invalid("PDS returned a Patient without a valid NHS number".into()))?;
-    let security = p.meta.as_ref().and_then(|m| m.security.first()).and_then(|c| c.code.as_deref());
+    let nhs_number = NhsNumber::parse(&p.id).map_err(|_| {
+        PdsError::Invalid("PDS returned a Patient without a valid NHS number".into())
+    })?;
+    let security = p
+        .meta
+        .as_ref()
+        .and_then(|m| m.security.first())
+        .and_then(|c| c.code.as_deref());
     let restricted = matches!(security, Some("R" | "V"));
     let version = etag
         .and_then(version_from_etag)
         .or_else(|| p.meta.as_ref().and_then(|m| m.version_id.clone()))
         .unwrap_or_default();
-    let name = p.name.iter().find(|n| n.use_.as_deref() == Some("usual")).or(p.name.first());
+    let name = p
+        .name
+        .iter()
+        .find(|n| n.use_.as_deref() == Some("usual"))
+        .or(p.name.first());
     let postcode = p
         .address
         .iter()
         .find(|a| a.use_.as_deref() == Some("home"))
         .and_then(|a| a.postal_code.as_deref())
-        .map(|pc| Postcode::parse(pc).map(|p| p.as_str().to_owned()).unwrap_or_else(|_| pc.trim().to_owned()));
+        .map(|pc| {
+            Postcode::parse(pc)
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|_| pc.trim().to_owned())
+        });
     let mobile = p
         .telecom
         .iter()
         .filter(|t| t.is_mobile())
         .find_map(|t| MobileNumber::parse(t.value.as_deref()?).ok())
         .map(|m| m.as_str().to_owned());
-    let email = p.telecom.iter().filter(|t| t.is_email()).find_map(|t| t.value.clone());
+    let email = p
+        .telecom
+        .iter()
+        .filter(|t| t.is_email())
+        .find_map(|t| t.value.clone());
     let gp_ods_code = p
         .general_practitioner
         .first()
@@ -284,7 +313,12 @@ pub fn operation_outcome(severity: &str, issue_code: &str, code: &str, display: 
 /// What PDS answers (HTTP 200) when a search matches more patients than `_max-results`: an
 /// empty searchset whose only entry is an OperationOutcome with `TOO_MANY_MATCHES`.
 pub fn too_many_matches_bundle() -> Value {
-    let outcome = operation_outcome("information", "multiple-matches", "TOO_MANY_MATCHES", "Too many matches");
+    let outcome = operation_outcome(
+        "information",
+        "multiple-matches",
+        "TOO_MANY_MATCHES",
+        "Too many matches",
+    );
     json!({
         "resourceType": "Bundle",
         "type": "searchset",

@@ -149,11 +149,13 @@ impl PdsError {
 pub trait PdsClient: Send + Sync + 'static {
     /// `GET /Patient/{nhs}`. A superseded number answers with the current record, whose
     /// `nhs_number` differs from `nhs`.
-    fn get_patient<'a>(&'a self, nhs: &'a NhsNumber) -> BoxFuture<'a, Result<PdsPatient, PdsError>>;
+    fn get_patient<'a>(&'a self, nhs: &'a NhsNumber)
+    -> BoxFuture<'a, Result<PdsPatient, PdsError>>;
 
     /// `GET /Patient?family&given&birthdate&address-postalcode...`, best match first. No match
     /// is an empty list; more than `max_results` is [`PdsError::TooManyMatches`].
-    fn search<'a>(&'a self, q: &'a SearchQuery) -> BoxFuture<'a, Result<Vec<PdsPatient>, PdsError>>;
+    fn search<'a>(&'a self, q: &'a SearchQuery)
+    -> BoxFuture<'a, Result<Vec<PdsPatient>, PdsError>>;
 
     /// Sets the mobile and/or email (`None` leaves that one unchanged) with a JSON Patch sent
     /// with `If-Match: W/"<version>"`; returns the updated record with its new version.
@@ -173,7 +175,14 @@ pub fn random_request_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// True for the canonical 8-4-4-4-12 hex form, which PDS requires of `X-Request-ID`.
@@ -189,10 +198,16 @@ pub fn is_uuid(s: &str) -> bool {
 /// Lower-case letters and digits only: how the simulator's fuzzy search (and its index)
 /// compares names, so "O'Brien", "o brien" and "OBRIEN" are one name.
 pub fn normalise_name(name: &str) -> String {
-    name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Upper case with no whitespace: "ls1 4ap" and "LS14AP" compare equal.
 pub fn compact_postcode(p: &str) -> String {
-    p.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_uppercase).collect()
+    p.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_uppercase)
+        .collect()
 }

@@ -16,19 +16,109 @@ const NHS_SPAN: u64 = 90_000_000;
 const NHS_STRIDE: u64 = 7_654_321;
 
 const GIVEN: &[&str] = &[
-    "Oliver", "George", "Harry", "Noah", "Jack", "Leo", "Arthur", "Muhammad", "Oscar", "Charlie",
-    "Jacob", "Thomas", "Henry", "William", "James", "Samuel", "Daniel", "David", "Joseph", "Ethan",
-    "Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Isabella", "Rosie", "Sophia",
-    "Grace", "Freya", "Emily", "Poppy", "Ella", "Evie", "Charlotte", "Sarah", "Priya", "Aisha",
-    "Margaret", "Susan", "Patricia", "Elizabeth", "Anne", "John", "Peter", "Michael", "Robert", "Siobhan",
+    "Oliver",
+    "George",
+    "Harry",
+    "Noah",
+    "Jack",
+    "Leo",
+    "Arthur",
+    "Muhammad",
+    "Oscar",
+    "Charlie",
+    "Jacob",
+    "Thomas",
+    "Henry",
+    "William",
+    "James",
+    "Samuel",
+    "Daniel",
+    "David",
+    "Joseph",
+    "Ethan",
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Ivy",
+    "Lily",
+    "Isabella",
+    "Rosie",
+    "Sophia",
+    "Grace",
+    "Freya",
+    "Emily",
+    "Poppy",
+    "Ella",
+    "Evie",
+    "Charlotte",
+    "Sarah",
+    "Priya",
+    "Aisha",
+    "Margaret",
+    "Susan",
+    "Patricia",
+    "Elizabeth",
+    "Anne",
+    "John",
+    "Peter",
+    "Michael",
+    "Robert",
+    "Siobhan",
 ];
 
 const FAMILY: &[&str] = &[
-    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Robinson", "Wright",
-    "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood", "Jackson", "Clarke",
-    "Patel", "Khan", "Lewis", "James", "Phillips", "Mason", "Mitchell", "Rose", "Davis", "Rodriguez",
-    "Cox", "Alexander", "Morgan", "Moore", "Mills", "Murphy", "Ahmed", "O'Brien", "Kelly", "Hughes",
-    "Edwards", "Harris", "Martin", "Cooper", "Ward", "Morris", "Turner", "Baker", "Singh", "Smith-Jones",
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Robinson",
+    "Wright",
+    "Thompson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Jackson",
+    "Clarke",
+    "Patel",
+    "Khan",
+    "Lewis",
+    "James",
+    "Phillips",
+    "Mason",
+    "Mitchell",
+    "Rose",
+    "Davis",
+    "Rodriguez",
+    "Cox",
+    "Alexander",
+    "Morgan",
+    "Moore",
+    "Mills",
+    "Murphy",
+    "Ahmed",
+    "O'Brien",
+    "Kelly",
+    "Hughes",
+    "Edwards",
+    "Harris",
+    "Martin",
+    "Cooper",
+    "Ward",
+    "Morris",
+    "Turner",
+    "Baker",
+    "Singh",
+    "Smith-Jones",
 ];
 
 /// Postcode areas (one or two letters); the district is a number after them.
@@ -73,7 +163,13 @@ impl SplitMix64 {
 pub fn generate(n: usize, seed: u64) -> impl Iterator<Item = PdsPatient> {
     let mut rng = SplitMix64(seed);
     let offset = rng.below(NHS_SPAN);
-    Generator { rng, offset, step: 0, left: n, pending: None }
+    Generator {
+        rng,
+        offset,
+        step: 0,
+        left: n,
+        pending: None,
+    }
 }
 
 struct Generator {
@@ -107,10 +203,23 @@ impl Generator {
         let family_name = r.pick(FAMILY).to_string();
         let year = 1925 + r.below(83);
         let birth_date = format!("{year}-{:02}-{:02}", 1 + r.below(12), 1 + r.below(28));
-        let inward: String = (0..2).map(|_| char::from(*r.pick(INWARD_LETTERS))).collect();
-        let postcode = format!("{}{} {}{inward}", r.pick(AREAS), 1 + r.below(20), r.below(10));
-        let gp_ods_code = format!("{}{:05}", char::from(*r.pick(ODS_LETTERS)), 10_000 + r.below(500) * 7);
-        let mobile = r.chance(900).then(|| format!("+4477009{:05}", r.below(100_000)));
+        let inward: String = (0..2)
+            .map(|_| char::from(*r.pick(INWARD_LETTERS)))
+            .collect();
+        let postcode = format!(
+            "{}{} {}{inward}",
+            r.pick(AREAS),
+            1 + r.below(20),
+            r.below(10)
+        );
+        let gp_ods_code = format!(
+            "{}{:05}",
+            char::from(*r.pick(ODS_LETTERS)),
+            10_000 + r.below(500) * 7
+        );
+        let mobile = r
+            .chance(900)
+            .then(|| format!("+4477009{:05}", r.below(100_000)));
         let email = r.chance(700).then(|| {
             let local: String = format!("{}.{}", given_names[0], family_name)
                 .chars()
@@ -150,17 +259,18 @@ impl Iterator for Generator {
         }
         let nhs = self.next_nhs()?;
         let current = self.patient(nhs);
-        if self.left > 0 && self.rng.chance(5) {
-            if let Some(old_number) = self.next_nhs() {
-                let old = PdsPatient {
-                    nhs_number: old_number,
-                    superseded_by: Some(current.nhs_number.as_str().to_owned()),
-                    version: "1".into(),
-                    ..current.clone()
-                };
-                self.pending = Some(current);
-                return Some(old);
-            }
+        if self.left > 0
+            && self.rng.chance(5)
+            && let Some(old_number) = self.next_nhs()
+        {
+            let old = PdsPatient {
+                nhs_number: old_number,
+                superseded_by: Some(current.nhs_number.as_str().to_owned()),
+                version: "1".into(),
+                ..current.clone()
+            };
+            self.pending = Some(current);
+            return Some(old);
         }
         Some(current)
     }
@@ -180,7 +290,11 @@ mod tests {
         let numbers: HashSet<&str> = a.iter().map(|p| p.nhs_number.as_str()).collect();
         assert_eq!(numbers.len(), a.len(), "NHS numbers are unique");
         for p in &a {
-            assert!(domain::Postcode::parse(p.postcode.as_deref().unwrap()).is_ok(), "{:?}", p.postcode);
+            assert!(
+                domain::Postcode::parse(p.postcode.as_deref().unwrap()).is_ok(),
+                "{:?}",
+                p.postcode
+            );
             if let Some(m) = &p.mobile {
                 assert_eq!(domain::MobileNumber::parse(m).unwrap().as_str(), m);
             }
@@ -189,6 +303,9 @@ mod tests {
             }
         }
         assert!(a.iter().any(|p| p.restricted) && a.iter().any(|p| p.deceased));
-        assert!(a.iter().any(|p| p.superseded_by.is_some()) && a.iter().any(|p| p.given_names.len() > 1));
+        assert!(
+            a.iter().any(|p| p.superseded_by.is_some())
+                && a.iter().any(|p| p.given_names.len() > 1)
+        );
     }
 }

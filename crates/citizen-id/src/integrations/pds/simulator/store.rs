@@ -82,8 +82,12 @@ impl Store {
             self.skipped += 1;
             return;
         }
-        let superseded_by =
-            p.superseded_by.as_deref().and_then(|s| NhsNumber::parse(s).ok()).map(|n| nhs_key(&n)).unwrap_or(0);
+        let superseded_by = p
+            .superseded_by
+            .as_deref()
+            .and_then(|s| NhsNumber::parse(s).ok())
+            .map(|n| nhs_key(&n))
+            .unwrap_or(0);
         let idx = self.records.len() as u32;
         let mut next = NONE;
         // Superseded records are reachable by number only: PDS never returns them to a search.
@@ -91,7 +95,8 @@ impl Store {
             let key = search_key(&normalise_name(&p.family_name), birth);
             next = self.by_key.insert(key, idx).unwrap_or(NONE);
         }
-        let flags = (if p.restricted { RESTRICTED } else { 0 }) | (if p.deceased { DECEASED } else { 0 });
+        let flags =
+            (if p.restricted { RESTRICTED } else { 0 }) | (if p.deceased { DECEASED } else { 0 });
         self.records.push(Record {
             nhs,
             superseded_by,
@@ -146,14 +151,19 @@ impl Store {
     /// Restricted patients are left out when the search names a postcode, as in PDS.
     pub fn search(&self, c: &Criteria) -> Vec<(u32, f64)> {
         let mut found = Vec::new();
-        let mut idx = self.by_key.get(&search_key(&normalise_name(&c.family), c.birth)).copied().unwrap_or(NONE);
+        let mut idx = self
+            .by_key
+            .get(&search_key(&normalise_name(&c.family), c.birth))
+            .copied()
+            .unwrap_or(NONE);
         while idx != NONE {
             let r = &self.records[idx as usize];
             let restricted_hidden = r.flags & RESTRICTED != 0 && c.postcode.is_some();
-            if r.birth == c.birth && !restricted_hidden {
-                if let Some(score) = score(c, &r.text) {
-                    found.push((idx, score));
-                }
+            if r.birth == c.birth
+                && !restricted_hidden
+                && let Some(score) = score(c, &r.text)
+            {
+                found.push((idx, score));
             }
             idx = r.next;
         }
@@ -165,7 +175,12 @@ impl Store {
 /// How well one record's text fits the criteria: `None` for no match.
 fn score(c: &Criteria, text: &str) -> Option<f64> {
     let mut fields = text.split(FIELD);
-    let given_names: Vec<&str> = fields.next().unwrap_or("").split(GIVEN).filter(|g| !g.is_empty()).collect();
+    let given_names: Vec<&str> = fields
+        .next()
+        .unwrap_or("")
+        .split(GIVEN)
+        .filter(|g| !g.is_empty())
+        .collect();
     let family = fields.next().unwrap_or("");
     let postcode = fields.next().unwrap_or("");
     if let Some(wanted) = &c.postcode {
@@ -187,7 +202,10 @@ fn score(c: &Criteria, text: &str) -> Option<f64> {
         return None;
     }
     let want = normalise_name(&c.given);
-    let first = given_names.first().map(|g| normalise_name(g)).unwrap_or_default();
+    let first = given_names
+        .first()
+        .map(|g| normalise_name(g))
+        .unwrap_or_default();
     let all = normalise_name(&given_names.concat());
     if want == first || want == all {
         Some(0.9)
@@ -202,7 +220,10 @@ fn score(c: &Criteria, text: &str) -> Option<f64> {
 /// or, with a trailing `*`, a prefix of the first given name.
 fn exact_given(given_names: &[&str], wanted: &str) -> bool {
     let wanted = wanted.trim().to_lowercase();
-    let first = given_names.first().map(|g| g.to_lowercase()).unwrap_or_default();
+    let first = given_names
+        .first()
+        .map(|g| g.to_lowercase())
+        .unwrap_or_default();
     match wanted.strip_suffix('*') {
         Some(prefix) => first.starts_with(prefix),
         None => wanted == first || wanted == given_names.join(" ").to_lowercase(),
@@ -260,11 +281,17 @@ fn unpack(r: &Record) -> PdsPatient {
     let given = next();
     let family_name = next();
     let some = |s: String| (!s.is_empty()).then_some(s);
-    let (postcode, gp_ods_code, mobile, email) = (some(next()), some(next()), some(next()), some(next()));
-    let nhs = |n: u64| NhsNumber::parse(&format!("{n:010}")).expect("stored NHS numbers were valid");
+    let (postcode, gp_ods_code, mobile, email) =
+        (some(next()), some(next()), some(next()), some(next()));
+    let nhs =
+        |n: u64| NhsNumber::parse(&format!("{n:010}")).expect("stored NHS numbers were valid");
     PdsPatient {
         nhs_number: nhs(r.nhs),
-        given_names: given.split(GIVEN).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+        given_names: given
+            .split(GIVEN)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
         family_name,
         birth_date: format_date(r.birth),
         postcode,
@@ -300,7 +327,13 @@ mod tests {
     }
 
     fn criteria(given: &str, family: &str, fuzzy: bool) -> Criteria {
-        Criteria { family: family.into(), given: given.into(), birth: 19800327, postcode: None, fuzzy }
+        Criteria {
+            family: family.into(),
+            given: given.into(),
+            birth: 19800327,
+            postcode: None,
+            fuzzy,
+        }
     }
 
     #[test]
@@ -314,10 +347,22 @@ mod tests {
     fn exact_and_fuzzy_rules() {
         let store = Store::new([patient("9434765919", &["Mary", "Anne"], "O'Brien")]);
         assert_eq!(store.search(&criteria("mary", "o'brien", false)).len(), 1);
-        assert_eq!(store.search(&criteria("Mary Anne", "O'Brien", false)).len(), 1);
-        assert!(store.search(&criteria("Mary", "OBrien", false)).is_empty(), "exact keeps punctuation");
-        assert_eq!(store.search(&criteria("Mary", "OBrien", true)), vec![(0, 0.9)]);
-        assert_eq!(store.search(&criteria("M", "o brien", true)), vec![(0, 0.7)]);
+        assert_eq!(
+            store.search(&criteria("Mary Anne", "O'Brien", false)).len(),
+            1
+        );
+        assert!(
+            store.search(&criteria("Mary", "OBrien", false)).is_empty(),
+            "exact keeps punctuation"
+        );
+        assert_eq!(
+            store.search(&criteria("Mary", "OBrien", true)),
+            vec![(0, 0.9)]
+        );
+        assert_eq!(
+            store.search(&criteria("M", "o brien", true)),
+            vec![(0, 0.7)]
+        );
         assert!(store.search(&criteria("Anne", "O'Brien", true)).is_empty());
         assert_eq!(store.search(&criteria("Ma*", "O'Brien", false)).len(), 1);
     }
