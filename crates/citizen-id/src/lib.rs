@@ -4,6 +4,7 @@
 //! Layers, with imports running one way (web -> identity logic -> store / domain):
 //! - `oidc`: the partner-facing protocol (authorize, token, userinfo, keys, discovery).
 //! - `accounts`: registration, sign-in, one-time codes, recovery, consent.
+//! - `passkeys`: FIDO2/WebAuthn ceremonies (the `Cm` credential).
 //! - `partners`: the partner registry rules (validation on top of `store::partners`).
 //! - `store`: SQL over SQLite and PostgreSQL.
 //! - `integrations`: third parties (notifications), each a trait, a real HTTP client and a simulator.
@@ -20,6 +21,7 @@ pub mod integrations;
 pub mod oidc;
 pub mod ops;
 pub mod partners;
+pub mod passkeys;
 pub mod proofing;
 pub mod server;
 pub mod state;

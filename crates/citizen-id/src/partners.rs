@@ -4,7 +4,6 @@
 use domain::{RedirectUri, Scope, Vector};
 
 use crate::clock;
-use crate::crypto::random_token;
 use crate::oidc::client_auth::public_jwk_from_pem_or_jwk;
 use crate::store::partners::PartnerRecord;
 
@@ -22,6 +21,13 @@ pub struct PartnerInput {
     pub vectors: Vec<String>,
     pub refresh_tokens: bool,
     pub im1: bool,
+}
+
+fn random_client_id() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..24).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
 /// Validates and builds the record to store.
@@ -64,7 +70,9 @@ pub fn build(input: PartnerInput) -> Result<PartnerRecord, String> {
     let client_id = match input.client_id {
         Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => id,
         Some(id) => return Err(format!("client id {id:?} must be 1-64 letters, digits, - or _")),
-        None => random_token(18),
+        // Letters and digits only: a generated id must never start with '-' (CLI flags) or
+        // need escaping anywhere a partner pastes it.
+        None => random_client_id(),
     };
     let now = clock::now_ms();
     Ok(PartnerRecord {

@@ -24,6 +24,8 @@ pub struct App {
     pub pds: Arc<dyn PdsClient>,
     /// GP systems' linkage interface (IDS68 NL01).
     pub gp: Arc<dyn GpLinkageClient>,
+    /// The passkey relying party (RP id and origin from the issuer).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }
 
 /// The third parties and sandpit extras a server is built with.
@@ -51,6 +53,7 @@ impl AppState {
         let db = Db::connect(&settings.database_url).await?;
         let kek = KeyEncryptionKey::from_secret(&settings.key_encryption_secret);
         let keys = KeyRing::load(&db, &kek).await?;
-        Ok(AppState(Arc::new(App { settings, db, keys, kek, dev_sink, demo, pds, gp })))
+        let webauthn = Arc::new(crate::passkeys::relying_party(&settings.issuer)?);
+        Ok(AppState(Arc::new(App { settings, db, keys, kek, dev_sink, demo, pds, gp, webauthn })))
     }
 }

@@ -27,6 +27,10 @@ pub enum Purpose {
     ResetMobile,
     /// AMNV: a code to the mobile on the PDS record.
     Amnv,
+    /// A new email given in Settings.
+    ChangeEmail,
+    /// A new mobile given in Settings.
+    ChangeMobile,
 }
 
 impl Purpose {
@@ -38,6 +42,8 @@ impl Purpose {
             Purpose::ResetEmail => "reset-email",
             Purpose::ResetMobile => "reset-mobile",
             Purpose::Amnv => "amnv",
+            Purpose::ChangeEmail => "change-email",
+            Purpose::ChangeMobile => "change-mobile",
         }
     }
 
@@ -46,6 +52,8 @@ impl Purpose {
             Purpose::VerifyEmail => Template::EmailVerificationCode,
             Purpose::VerifyMobile => Template::MobileVerificationCode,
             Purpose::SignIn | Purpose::ResetMobile | Purpose::Amnv => Template::SignInCode,
+            Purpose::ChangeEmail => Template::EmailVerificationCode,
+            Purpose::ChangeMobile => Template::MobileVerificationCode,
             Purpose::ResetEmail => Template::PasswordResetCode,
         }
     }

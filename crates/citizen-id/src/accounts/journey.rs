@@ -15,7 +15,14 @@ pub enum Journey {
         email_verified: bool,
         password_hash: Option<String>,
         mobile: Option<String>,
+        /// Chose "Create a passkey instead of a password": no password is asked for, and the
+        /// first passkey is made right after the account is written.
+        #[serde(default)]
+        passwordless: bool,
     },
+    /// A passwordless account was just written (email and mobile verified); its first
+    /// passkey is next, and only that signs the citizen in.
+    PasskeySetup { account_id: String },
     /// Password accepted; the SMS code is next.
     SignIn { account_id: String },
     /// Forgotten password: email code, then SMS code, then a new password.
@@ -26,4 +33,8 @@ pub enum Journey {
         email_verified: bool,
         mobile_verified: bool,
     },
+    /// Changing the email in Settings: the new address is verified before it takes effect.
+    ChangeEmail { id: String, email: String },
+    /// Changing the mobile in Settings; `update_pds` also writes it to the NHS record (P9).
+    ChangeMobile { id: String, mobile: String, update_pds: bool },
 }

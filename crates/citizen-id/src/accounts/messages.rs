@@ -18,6 +18,12 @@ pub enum Template {
     PasswordChanged,
     /// Someone proved an identity that already has this account (F7).
     DuplicateAccountHint,
+    /// To the old address when the email changes.
+    EmailChanged,
+    /// To the old number when the mobile changes.
+    MobileChanged,
+    /// Confirms an account deletion.
+    AccountDeleted,
 }
 
 impl Template {
@@ -30,12 +36,15 @@ impl Template {
             Template::AccountAlreadyExists => "account-already-exists",
             Template::PasswordChanged => "password-changed",
             Template::DuplicateAccountHint => "duplicate-account-hint",
+            Template::EmailChanged => "email-changed",
+            Template::MobileChanged => "mobile-changed",
+            Template::AccountDeleted => "account-deleted",
         }
     }
 
     pub fn channel(self) -> &'static str {
         match self {
-            Template::SignInCode | Template::MobileVerificationCode => "sms",
+            Template::SignInCode | Template::MobileVerificationCode | Template::MobileChanged => "sms",
             _ => "email",
         }
     }

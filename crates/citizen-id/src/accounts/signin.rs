@@ -66,7 +66,8 @@ pub async fn create_account(
 
 /// Records a security event; a failure to audit is logged, not shown to the citizen.
 pub async fn audit(state: &AppState, event: &str, account_id: Option<&str>, ip: &str, detail: serde_json::Value) {
-    let e = AuditEvent { event, account_id, client_id: None, ip: Some(ip), detail };
+    let ip_ref = Some(crate::crypto::hmac_hex(state.kek.pepper(), ip));
+    let e = AuditEvent { event, account_id, client_id: None, ip: Some(ip), ip_ref, detail };
     if let Err(err) = state.db.audit(e, clock::now_ms()).await {
         tracing::warn!(event, error = %err, "audit write failed");
     }

@@ -99,9 +99,10 @@ pub fn user_claims(
                 }
             }
             // Table: landline_number and landline_number_verified at every level, when held.
+            // A landline cannot take a text message, so it is not verified (yet): say so.
             Scope::Landline => {
                 if put_text(&mut claims, "landline_number", account.landline.as_deref()) {
-                    claims.insert("landline_number_verified".into(), Value::Bool(true));
+                    claims.insert("landline_number_verified".into(), Value::Bool(false));
                 }
             }
             Scope::Openid | Scope::Delegation => {}

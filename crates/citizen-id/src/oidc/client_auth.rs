@@ -49,8 +49,10 @@ pub async fn authenticate_client(
     let checked = check_assertion(assertion, form_client_id, token_endpoint, now)?;
     let partner = state.db.partner(&checked.client_id).await?.ok_or_else(|| client_error("Unknown client"))?;
     verify_signature(&checked, &partner)?;
-    // RFC 7523 3 item 7: a jti may be used once; the row lives until the assertion expires.
-    if !state.db.record_assertion_jti(&partner.client_id, &checked.jti, checked.exp.saturating_mul(1000)).await? {
+    // RFC 7523 3 item 7: a jti may be used once; the row lives as long as the assertion is
+    // accepted (its exp plus the clock skew), so purging cannot reopen the window for a replay.
+    let remembered_until = checked.exp.saturating_add(CLOCK_SKEW_SECS).saturating_mul(1000);
+    if !state.db.record_assertion_jti(&partner.client_id, &checked.jti, remembered_until).await? {
         return Err(client_error("The client_assertion jti has been used before"));
     }
     Ok(partner)
@@ -151,20 +153,27 @@ fn check_assertion<'a>(
 }
 
 /// RFC 7523 3 item 9 / spec Table 6: "signed using the private key of the client, agreed during
-/// onboarding". With a `kid`, the keys registered under that kid (and keys registered without
-/// one, e.g. from PEM) are tried; without, every key.
+/// onboarding".
 fn verify_signature(checked: &CheckedAssertion<'_>, partner: &PartnerRecord) -> Result<(), OAuthError> {
-    let candidates = partner.public_keys.iter().filter(|jwk| match (&checked.kid, jwk.get("kid").and_then(Value::as_str)) {
-        (Some(wanted), Some(kid)) => wanted == kid,
+    if signed_by_partner(partner, checked.kid.as_deref(), checked.signing_input, &checked.signature) {
+        Ok(())
+    } else {
+        Err(client_error("The client_assertion signature does not verify with a registered key"))
+    }
+}
+
+/// True when `signature` is an RS512 signature of `signing_input` by one of the partner's
+/// registered keys (every JWT a partner signs: client assertions, `asserted_login_identity`).
+/// With a `kid`, the keys registered under that kid (and keys registered without one, e.g.
+/// from PEM) are tried; without, every key. The caller has already refused any `alg` but RS512.
+pub fn signed_by_partner(partner: &PartnerRecord, kid: Option<&str>, signing_input: &str, signature: &[u8]) -> bool {
+    let candidates = partner.public_keys.iter().filter(|jwk| match (kid, jwk.get("kid").and_then(Value::as_str)) {
+        (Some(wanted), Some(registered)) => wanted == registered,
         _ => true,
     });
-    for jwk in candidates {
-        let Some(key) = components_from_jwk(jwk) else { continue };
-        if key.verify(&RSA_PKCS1_2048_8192_SHA512, checked.signing_input.as_bytes(), &checked.signature).is_ok() {
-            return Ok(());
-        }
-    }
-    Err(client_error("The client_assertion signature does not verify with a registered key"))
+    candidates
+        .filter_map(components_from_jwk)
+        .any(|key| key.verify(&RSA_PKCS1_2048_8192_SHA512, signing_input.as_bytes(), signature).is_ok())
 }
 
 /// Converts a partner's public key, as supplied at registration, to the JWK we store:

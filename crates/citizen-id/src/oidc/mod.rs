@@ -1,4 +1,5 @@
 //! The partner-facing OpenID Connect protocol.
+pub mod asserted_identity;
 pub mod authorize;
 pub mod claims;
 pub mod client_auth;

@@ -19,6 +19,7 @@ use crate::state::AppState;
 use crate::store::accounts::AccountRecord;
 use crate::store::audit::AuditEvent;
 use crate::store::grants::{CodeRedemption, GrantRecord, RedeemedCode, RefreshRotation};
+use crate::store::id_tokens::IdTokenRecord;
 use crate::store::partners::PartnerRecord;
 use crate::store::StoreError;
 
@@ -175,11 +176,30 @@ async fn authorization_code_grant(
     let account = load_account(state, grant).await?;
     let scopes = ScopeSet::parse(&grant.scope).map_err(|e| server_error(format!("stored grant scope: {e}")))?;
     let access_token = sign(state, &access_token_claims(&state.settings, grant, &account, &scopes, now))?;
-    let id_token = sign(state, &id_token_claims(&state.settings, grant, &account, &scopes, &redeemed.nonce, now))?;
+    let id_claims = id_token_claims(&state.settings, grant, &account, &scopes, &redeemed.nonce, now);
+    let id_token = sign(state, &id_claims)?;
+    record_id_token(state, grant, &id_claims).await?;
     let refresh_token = if partner.refresh_tokens { Some(new_refresh_token(state, grant, now).await?) } else { None };
     audit(state, "token.issued", Some(grant), partner, json!({ "grant_type": "authorization_code", "grant_id": grant.id }), now)
         .await?;
     Ok(response(state, access_token, Some(id_token), refresh_token, &scopes))
+}
+
+/// Records the ID token by its `jti`, so partner 1 can later name it in an
+/// `asserted_login_identity` for partner 2 (spec Table 1; `oidc::asserted_identity`).
+async fn record_id_token(state: &AppState, grant: &GrantRecord, id_claims: &Map<String, Value>) -> Result<(), OAuthError> {
+    let jti = id_claims.get("jti").and_then(Value::as_str).ok_or_else(|| server_error("ID token without jti"))?;
+    let exp = id_claims.get("exp").and_then(Value::as_i64).ok_or_else(|| server_error("ID token without exp"))?;
+    let record = IdTokenRecord {
+        jti: jti.to_string(),
+        grant_id: grant.id.clone(),
+        account_id: grant.account_id.clone(),
+        client_id: grant.client_id.clone(),
+        auth_time: grant.auth_time,
+        vot: grant.vot.clone(),
+        expires_at: exp.saturating_mul(1000),
+    };
+    Ok(state.db.insert_id_token(&record).await?)
 }
 
 /// What binds a code to this request: the client it was issued to (RFC 6749 4.1.3), the
@@ -312,7 +332,7 @@ async fn audit(
     detail: Value,
     now: i64,
 ) -> Result<(), OAuthError> {
-    let e = AuditEvent { event, account_id: grant.map(|g| g.account_id.as_str()), client_id: Some(&partner.client_id), ip: None, detail };
+    let e = AuditEvent { event, account_id: grant.map(|g| g.account_id.as_str()), client_id: Some(&partner.client_id), ip: None, ip_ref: None, detail };
     Ok(state.db.audit(e, now).await?)
 }
 
@@ -561,6 +581,11 @@ pub(crate) mod tests {
         assert_eq!((id["nonce"].as_str(), id["identity_proofing_level"].as_str()), (Some("n-1"), Some("P0")));
         assert_eq!(id["exp"].as_i64().unwrap() - id["iat"].as_i64().unwrap(), 3600);
         assert!(id.get("email").is_none(), "email is a userinfo claim");
+        // Recorded by jti, for asserted_login_identity.
+        let recorded = state.db.live_id_token(id["jti"].as_str().unwrap(), clock::now_ms()).await.unwrap().expect("recorded");
+        assert_eq!((recorded.grant_id.as_str(), recorded.account_id.as_str(), recorded.client_id.as_str()), ("g1", "acct-1", "rp"));
+        assert_eq!((recorded.auth_time, recorded.vot.as_str()), (id["auth_time"].as_i64().unwrap(), "P0.Cp.Cd"));
+        assert_eq!(recorded.expires_at, id["exp"].as_i64().unwrap() * 1000);
         // A replay is refused and revokes the grant.
         assert_eq!(err(exchange(&state, form(&code_form(&code, &[]), &key)).await), "invalid_grant");
         assert!(state.db.active_grant("g1").await.unwrap().is_none());

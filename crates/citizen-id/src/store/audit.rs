@@ -1,6 +1,10 @@
 //! The append-only, hash-chained audit log of security events. Each row's hash covers the
 //! previous row's hash, so editing or deleting a row breaks every hash after it.
 //! `detail` never holds personal data: ids and event facts only.
+//!
+//! The chain covers `account_ref` (SHA-256 of the random account id) and `ip_ref` (an HMAC of
+//! the IP address under the server pepper), not the raw values, so erasing an account can
+//! clear `account_id` and `ip` from its rows without breaking the chain (F13).
 
 use sqlx::Row as _;
 
@@ -12,17 +16,17 @@ pub struct AuditEvent<'a> {
     pub account_id: Option<&'a str>,
     pub client_id: Option<&'a str>,
     pub ip: Option<&'a str>,
+    /// HMAC of `ip` under the server pepper (see `crypto::hmac_hex`).
+    pub ip_ref: Option<String>,
     pub detail: serde_json::Value,
 }
 
-fn chain_hash(prev: &str, at: i64, e: &AuditEvent<'_>, detail: &str) -> String {
-    crate::crypto::sha256_hex(&format!(
-        "{prev}|{at}|{}|{}|{}|{}|{detail}",
-        e.event,
-        e.account_id.unwrap_or(""),
-        e.client_id.unwrap_or(""),
-        e.ip.unwrap_or("")
-    ))
+pub fn account_ref(account_id: &str) -> String {
+    crate::crypto::sha256_hex(account_id)
+}
+
+fn chain_hash(prev: &str, at: i64, event: &str, account_ref: &str, client_id: &str, ip_ref: &str, detail: &str) -> String {
+    crate::crypto::sha256_hex(&format!("{prev}|{at}|{event}|{account_ref}|{client_id}|{ip_ref}|{detail}"))
 }
 
 impl Db {
@@ -44,9 +48,12 @@ impl Db {
             None => "genesis".to_string(),
         };
         let detail = e.detail.to_string();
-        let hash = chain_hash(&prev, now, &e, &detail);
+        let acct_ref = e.account_id.map(account_ref).unwrap_or_default();
+        let ip_ref = e.ip_ref.clone().unwrap_or_default();
+        let hash = chain_hash(&prev, now, e.event, &acct_ref, e.client_id.unwrap_or(""), &ip_ref, &detail);
         sqlx::query(
-            "INSERT INTO audit_log (at, event, account_id, client_id, ip, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit_log (at, event, account_id, client_id, ip, detail, prev_hash, hash, account_ref, ip_ref) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(now)
         .bind(e.event)
@@ -56,6 +63,8 @@ impl Db {
         .bind(&detail)
         .bind(&prev)
         .bind(&hash)
+        .bind(&acct_ref)
+        .bind(&ip_ref)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -64,27 +73,16 @@ impl Db {
 
     /// Re-computes the chain; returns the sequence number of the first broken row, if any.
     pub async fn verify_audit_chain(&self) -> StoreResult<Option<i64>> {
-        let rows = sqlx::query("SELECT seq, at, event, account_id, client_id, ip, detail, prev_hash, hash FROM audit_log ORDER BY seq")
+        let rows = sqlx::query("SELECT seq, at, event, account_ref, client_id, ip_ref, detail, prev_hash, hash FROM audit_log ORDER BY seq")
             .fetch_all(self.pool())
             .await?;
         let mut prev = "genesis".to_string();
         for r in rows {
             let seq: i64 = r.try_get("seq")?;
-            let event: String = r.try_get("event")?;
-            let account_id: Option<String> = r.try_get("account_id")?;
-            let client_id: Option<String> = r.try_get("client_id")?;
-            let ip: Option<String> = r.try_get("ip")?;
-            let detail: String = r.try_get("detail")?;
-            let stored_prev: String = r.try_get("prev_hash")?;
-            let hash: String = r.try_get("hash")?;
-            let e = AuditEvent {
-                event: &event,
-                account_id: account_id.as_deref(),
-                client_id: client_id.as_deref(),
-                ip: ip.as_deref(),
-                detail: serde_json::Value::Null,
-            };
-            if stored_prev != prev || chain_hash(&prev, r.try_get("at")?, &e, &detail) != hash {
+            let text = |c: &str| -> StoreResult<String> { Ok(r.try_get::<Option<String>, _>(c)?.unwrap_or_default()) };
+            let expected = chain_hash(&prev, r.try_get("at")?, &text("event")?, &text("account_ref")?, &text("client_id")?, &text("ip_ref")?, &text("detail")?);
+            let hash = text("hash")?;
+            if text("prev_hash")? != prev || expected != hash {
                 return Ok(Some(seq));
             }
             prev = hash;

@@ -28,6 +28,24 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_proofing.sql"),
         postgres: include_str!("../../migrations/postgres/0002_proofing.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_passkeys",
+        sqlite: include_str!("../../migrations/sqlite/0003_passkeys.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_passkeys.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_id_tokens",
+        sqlite: include_str!("../../migrations/sqlite/0004_id_tokens.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_id_tokens.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_audit_erasure",
+        sqlite: include_str!("../../migrations/sqlite/0005_audit_erasure.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_audit_erasure.sql"),
+    },
 ];
 
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {

@@ -10,10 +10,13 @@ pub mod audit;
 pub mod codes;
 pub mod consents;
 pub mod grants;
+pub mod id_tokens;
 pub mod keys;
+pub mod lifecycle;
 mod migrations;
 pub mod outbox;
 pub mod partners;
+pub mod passkeys;
 pub mod rate_limits;
 pub mod sessions;
 
@@ -126,6 +129,9 @@ impl Db {
             "DELETE FROM authorization_codes WHERE expires_at < $1",
             "DELETE FROM refresh_tokens WHERE expires_at < $1",
             "DELETE FROM remembered_devices WHERE expires_at < $1",
+            "DELETE FROM id_tokens WHERE expires_at < $1",
+            "DELETE FROM asserted_identity_jtis WHERE expires_at < $1",
+            "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
         ] {
             sqlx::query(sql).bind(now).execute(&self.pool).await?;
         }

@@ -60,6 +60,12 @@ pub static ASSETS: &[Asset] = &[
     asset!("images/nhsuk-icon-arrow-up.svg", "image/svg+xml"),
     asset!("images/nhsuk-icon-arrow-up-down.svg", "image/svg+xml"),
     asset!("images/nhsuk-icon-cross.svg", "image/svg+xml"),
+    // Our own script: the browser half of the passkey ceremonies (assets/js/passkeys.js).
+    Asset {
+        path: "js/passkeys.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/js/passkeys.js"),
+    },
 ];
 
 /// The embedded asset at `path` (relative to `/assets/`, no leading slash), if any.

@@ -175,3 +175,38 @@ pub fn message(page: PageContext, status: StatusCode, heading: &str, paragraphs:
 pub fn form(page: PageContext, status: StatusCode, form: Form) -> Response {
     render(status, &FormPage { page, form })
 }
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+pub struct SettingsPage {
+    pub page: PageContext,
+    pub notice: Option<String>,
+    pub level_text: String,
+    pub raise: Option<(String, String)>,
+    /// (label, value, change link or "").
+    pub rows: Vec<(String, String, String)>,
+    pub pds_rows: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceView {
+    pub name: String,
+    pub client_id: String,
+    pub last_used: String,
+    pub details: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "services.html")]
+pub struct ServicesPage {
+    pub page: PageContext,
+    pub services: Vec<ServiceView>,
+}
+
+/// "24 November 2026" for a unix-ms time (UTC), the NHS.UK date style.
+pub fn long_date(unix_ms: i64) -> String {
+    const MONTHS: [&str; 12] =
+        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    let (y, m, d) = domain::civil_from_days(unix_ms.div_euclid(86_400_000));
+    format!("{d} {} {y}", MONTHS[(m - 1) as usize])
+}

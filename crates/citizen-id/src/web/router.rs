@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use super::journeys::{authorize, consent, home, prove, register, reset, signin};
+use super::journeys::{authorize, consent, home, passkey_pages, passkeys, prove, register, reset, settings, settings_contact, signin};
 use super::{assets, demo, middleware, protocol};
 use crate::ops::health;
 use crate::state::AppState;
@@ -37,12 +37,38 @@ pub fn router(state: AppState) -> Router {
         .route("/forgot-password/code", get(reset::get_code).post(reset::post_code))
         .route("/forgot-password/sms-code", get(reset::get_sms_code).post(reset::post_sms_code))
         .route("/forgot-password/new-password", get(reset::get_new_password).post(reset::post_new_password))
+        // Passkeys (F9): the ceremonies' JSON endpoints, then the pages around them
+        .route("/passkeys/register/start", post(passkeys::post_register_start))
+        .route("/passkeys/register/finish", post(passkeys::post_register_finish))
+        .route("/passkeys/signin/start", post(passkeys::post_signin_start))
+        .route("/passkeys/signin/finish", post(passkeys::post_signin_finish))
+        .route("/account/passkeys", get(passkey_pages::get_account_passkeys))
+        .route("/account/passkeys/remove", post(passkey_pages::post_remove_passkey))
+        .route("/account/password/remove", post(passkey_pages::post_remove_password))
+        .route("/register/passkey-offer", get(passkey_pages::get_offer))
+        .route("/register/passkey-instead", get(passkey_pages::get_passkey_instead).post(passkey_pages::post_passkey_instead))
+        .route("/register/create-passkey", get(passkey_pages::get_create_first))
+        .route("/forgot-password/passkey", get(passkey_pages::get_recovery))
+        .route("/forgot-password/passkey-created", get(passkey_pages::get_recovery_done))
         .route("/consent", get(consent::get_consent).post(consent::post_consent))
         .route("/prove-identity", get(prove::get_start))
         .route("/prove-identity/details", post(prove::post_details))
         .route("/prove-identity/gp", get(prove::get_gp).post(prove::post_gp))
         .route("/prove-identity/mobile", get(prove::get_mobile).post(prove::post_mobile))
         .route("/prove-identity/stop", get(prove::get_stop))
+        // Settings (F8)
+        .route("/settings", get(settings::get_settings))
+        .route("/settings/email", get(settings_contact::get_email).post(settings_contact::post_email))
+        .route("/settings/email/code", post(settings_contact::post_email_code))
+        .route("/settings/mobile", get(settings_contact::get_mobile).post(settings_contact::post_mobile))
+        .route("/settings/mobile/code", post(settings_contact::post_mobile_code))
+        .route("/settings/landline", get(settings_contact::get_landline).post(settings_contact::post_landline))
+        .route("/settings/password", get(settings_contact::get_password).post(settings_contact::post_password))
+        .route("/settings/services", get(settings::get_services))
+        .route("/settings/services/withdraw", post(settings::post_withdraw))
+        .route("/settings/sign-out-everywhere", post(settings::post_sign_out_everywhere))
+        .route("/settings/download", get(settings::get_download))
+        .route("/settings/delete", get(settings::get_delete).post(settings::post_delete))
         // Sandpit extras: the sample partner and the notification sink
         .route("/demo", get(demo::get_demo))
         .route("/demo/start", post(demo::post_start))

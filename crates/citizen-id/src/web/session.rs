@@ -45,6 +45,12 @@ pub struct SessionData {
     pub pending: Option<AuthorizeRequest>,
     /// Progress through a multi-page journey (register, sign in, reset).
     pub journey: Option<Journey>,
+    /// Where to go after signing in when no partner request is pending (e.g. `/settings`).
+    #[serde(default)]
+    pub return_to: Option<String>,
+    /// The id of the passkey ceremony in progress (its state is in `webauthn_ceremonies`).
+    #[serde(default)]
+    pub passkey_ceremony: Option<String>,
 }
 
 pub struct Session {

@@ -47,8 +47,8 @@ fn operators_manage_partners_and_keys() {
     let client_id = client_id.trim().to_string();
     let (_, listed, _) = citizen_id(&["partner", "list", "--data-dir", d]);
     assert!(listed.contains(&client_id) && listed.contains("GP Online"));
-    let (ok, _, _) = citizen_id(&["partner", "update", "--data-dir", d, &client_id, "--name", "GP Online Services"]);
-    assert!(ok);
+    let (ok, _, err) = citizen_id(&["partner", "update", "--data-dir", d, &client_id, "--name", "GP Online Services"]);
+    assert!(ok, "{err}");
     let (_, shown, _) = citizen_id(&["partner", "show", "--data-dir", d, &client_id]);
     assert!(shown.contains("GP Online Services") && shown.contains("P9.Cp.Cd"));
 

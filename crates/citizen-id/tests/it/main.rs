@@ -3,13 +3,16 @@
 
 mod support;
 
+mod asserted_identity;
 mod browser_flow;
 mod cli;
 mod gp;
 mod journeys;
+mod passkeys;
 mod pds;
 mod proofing;
 mod protocol_errors;
 mod protocol_flow;
 mod security;
+mod settings;
 mod storage;

@@ -54,11 +54,7 @@ impl HttpGpLinkageClient {
     /// `base_url` is e.g. `https://gp-gateway.example/nl01` (a path prefix is kept, a trailing
     /// slash dropped). `timeout` covers each whole request, connect to end of body. Fails with
     /// `GpError::Invalid` when the URL is not http(s).
-    pub fn new(
-        http: reqwest::Client,
-        base_url: &str,
-        timeout: Duration,
-    ) -> Result<Self, GpError> {
+    pub fn new(http: reqwest::Client, base_url: &str, timeout: Duration) -> Result<Self, GpError> {
         let parsed = reqwest::Url::parse(base_url)
             .map_err(|e| GpError::Invalid(format!("GP system base URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -204,12 +200,15 @@ fn unavailable(rid: &str, why: &str) -> GpError {
 /// A record answer, checked to be well formed and about the patient and practice we asked
 /// for: a record for anyone else is a GP-side fault, never something to hand on.
 fn record(bytes: &[u8], ods: &str, nhs: &NhsNumber, rid: &str) -> Result<LinkageRecord, GpError> {
-    let rec: LinkageRecord = serde_json::from_slice(bytes)
-        .map_err(|_| unavailable(rid, "linkage record unreadable"))?;
+    let rec: LinkageRecord =
+        serde_json::from_slice(bytes).map_err(|_| unavailable(rid, "linkage record unreadable"))?;
     let same_patient = NhsNumber::parse(&rec.nhs_number).is_ok_and(|n| &n == nhs);
     let same_practice = parse_ods_code(&rec.ods_code).is_ok_and(|o| o == ods);
     if !same_patient || !same_practice {
-        return Err(unavailable(rid, "linkage record is for another patient or practice"));
+        return Err(unavailable(
+            rid,
+            "linkage record is for another patient or practice",
+        ));
     }
     if rec.credentials().is_err() {
         return Err(unavailable(rid, "linkage record malformed"));
@@ -218,7 +217,9 @@ fn record(bytes: &[u8], ods: &str, nhs: &NhsNumber, rid: &str) -> Result<Linkage
 }
 
 fn error_code(bytes: &[u8]) -> Option<String> {
-    serde_json::from_slice::<ErrorBody>(bytes).ok().map(|b| b.error)
+    serde_json::from_slice::<ErrorBody>(bytes)
+        .ok()
+        .map(|b| b.error)
 }
 
 /// Tells the two 404s apart by the error code. A 404 with neither code came from something
@@ -228,7 +229,10 @@ fn not_found<T>(bytes: &[u8], rid: &str, linkage_missing: GpError) -> Result<T, 
     match error_code(bytes).as_deref() {
         Some(wire::PRACTICE_UNKNOWN) => Err(GpError::PracticeUnknown),
         Some(wire::LINKAGE_NOT_FOUND) => Err(linkage_missing),
-        _ => Err(unavailable(rid, "HTTP 404 without an NL01 error code; check the base URL")),
+        _ => Err(unavailable(
+            rid,
+            "HTTP 404 without an NL01 error code; check the base URL",
+        )),
     }
 }
 
@@ -237,7 +241,9 @@ fn failure(status: StatusCode, bytes: &[u8], rid: &str) -> GpError {
     let code = error_code(bytes).unwrap_or_else(|| "no error code".into());
     let what = format!("HTTP {} ({code})", status.as_u16());
     match status.as_u16() {
-        400 | 422 => GpError::Invalid(format!("GP system refused the request: {what} (request {rid})")),
+        400 | 422 => GpError::Invalid(format!(
+            "GP system refused the request: {what} (request {rid})"
+        )),
         _ => unavailable(rid, &what),
     }
 }

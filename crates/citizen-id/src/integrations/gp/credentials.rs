@@ -173,30 +173,40 @@ mod tests {
     use super::GpCredentialsError::*;
     use super::*;
 
+    type Triple<'a> = (&'a str, &'a str, &'a str);
+
     #[test]
     fn parse_table() {
         let ok = ("A12345", "100000001", "K7QF2M9XTR4B8WN");
-        let cases: &[((&str, &str, &str), Result<(&str, &str, &str), GpCredentialsError>)] = &[
+        let cases: &[(Triple, Result<Triple, GpCredentialsError>)] = &[
             (ok, Ok(ok)),
-            (
-                (" a12345 ", "100 000 001", "k7qf-2m9x tr4b-8wn"),
-                Ok(ok),
-            ),
+            ((" a12345 ", "100 000 001", "k7qf-2m9x tr4b-8wn"), Ok(ok)),
             (("", "1", "ABCDEFGHIJ"), Err(OdsCodeMissing)),
             (("A1", "1", "ABCDEFGHIJ"), Err(OdsCodeInvalid)),
             (("A123456", "1", "ABCDEFGHIJ"), Err(OdsCodeInvalid)),
             (("A12-45", "1", "ABCDEFGHIJ"), Err(OdsCodeInvalid)),
             (("A12345", " ", "ABCDEFGHIJ"), Err(AccountIdMissing)),
             (("A12345", "12a", "ABCDEFGHIJ"), Err(AccountIdNotDigits)),
-            (("A12345", &"1".repeat(21), "ABCDEFGHIJ"), Err(AccountIdTooLong)),
+            (
+                ("A12345", &"1".repeat(21), "ABCDEFGHIJ"),
+                Err(AccountIdTooLong),
+            ),
             (("A12345", "1", ""), Err(LinkageKeyMissing)),
-            (("A12345", "1", "ABCDEFGHI!"), Err(LinkageKeyNotAlphanumeric)),
+            (
+                ("A12345", "1", "ABCDEFGHI!"),
+                Err(LinkageKeyNotAlphanumeric),
+            ),
             (("A12345", "1", "ABCDEFGHI"), Err(LinkageKeyWrongLength)),
             (("A12345", "1", &"A".repeat(21)), Err(LinkageKeyWrongLength)),
         ];
         for ((o, a, k), want) in cases {
-            let got = GpCredentials::parse(o, a, k)
-                .map(|c| (c.ods_code.clone(), c.account_id.clone(), c.linkage_key.clone()));
+            let got = GpCredentials::parse(o, a, k).map(|c| {
+                (
+                    c.ods_code.clone(),
+                    c.account_id.clone(),
+                    c.linkage_key.clone(),
+                )
+            });
             let want = want.map(|(o, a, k)| (o.to_owned(), a.to_owned(), k.to_owned()));
             assert_eq!(got, want, "input {o:?} {a:?} {k:?}");
         }

@@ -89,7 +89,10 @@ pub fn router(seed: Vec<LinkageRecord>) -> (Router, SimHandle) {
 
 /// Binds `addr` (port 0 picks a free port) and serves in a spawned task for the life of the
 /// runtime. Returns the bound address.
-pub async fn spawn(addr: SocketAddr, seed: Vec<LinkageRecord>) -> io::Result<(SocketAddr, SimHandle)> {
+pub async fn spawn(
+    addr: SocketAddr,
+    seed: Vec<LinkageRecord>,
+) -> io::Result<(SocketAddr, SimHandle)> {
     let (router, handle) = router(seed);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -105,7 +108,10 @@ impl SimHandle {
     /// Every record, ordered by practice then NHS number.
     pub fn records(&self) -> Vec<LinkageRecord> {
         let s = self.lock();
-        s.practices.values().flat_map(|p| p.values().cloned()).collect()
+        s.practices
+            .values()
+            .flat_map(|p| p.values().cloned())
+            .collect()
     }
 
     /// The record for a patient at a practice, if any.
@@ -117,7 +123,11 @@ impl SimHandle {
     /// Adds or replaces a record, adding its practice if new.
     pub fn insert(&self, record: LinkageRecord) {
         let (ods, nhs) = (ods_key(&record.ods_code), nhs_key(&record.nhs_number));
-        self.lock().practices.entry(ods).or_default().insert(nhs, record);
+        self.lock()
+            .practices
+            .entry(ods)
+            .or_default()
+            .insert(nhs, record);
     }
 
     /// Makes a practice known without any linkage records.
@@ -196,7 +206,12 @@ async fn prelude(
     let ods = ods_key(ods);
     if !h.lock().practices.contains_key(&ods) {
         let msg = "no practice with this ODS code";
-        return Err(error(&rid, StatusCode::NOT_FOUND, wire::PRACTICE_UNKNOWN, msg));
+        return Err(error(
+            &rid,
+            StatusCode::NOT_FOUND,
+            wire::PRACTICE_UNKNOWN,
+            msg,
+        ));
     }
     Ok((rid, ods))
 }
@@ -283,7 +298,10 @@ async fn verify(
         Err(r) => return r,
     };
     let Ok(req) = serde_json::from_slice::<VerifyRequest>(&body) else {
-        return bad_request(&rid, "body must be {\"nhsNumber\", \"accountId\", \"linkageKey\"}");
+        return bad_request(
+            &rid,
+            "body must be {\"nhsNumber\", \"accountId\", \"linkageKey\"}",
+        );
     };
     let Ok(nhs) = NhsNumber::parse(&req.nhs_number) else {
         return bad_request(&rid, "nhsNumber is not a valid NHS number");

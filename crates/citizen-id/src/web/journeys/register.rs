@@ -2,13 +2,17 @@
 //! (verified by an SMS code). The account is written only at the last step, whole.
 //! The first page answers the same whether or not the email is already registered: the owner
 //! of an existing account is emailed instead of being shown that it exists.
+//! Instead of a password a citizen may choose a passkey (F9): the mobile is still verified (it
+//! is how a lost device is recovered), the account is written without a password, and its
+//! first passkey is made next (`passkey_pages.rs`). With a password, a passkey is offered
+//! before the partner flow goes on.
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 use domain::{Email, MobileNumber};
 
-use super::signin::complete;
+use super::signin::establish;
 use crate::accounts::codes::{self, Purpose, SendOutcome};
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
@@ -40,6 +44,7 @@ fn password_form() -> Form {
         .intro("Use at least 8 characters. A few unrelated words together make a strong password that is easy to remember.")
         .field(Field::new("password", "Password", "password", "new-password"))
         .field(Field::new("confirm", "Confirm your password", "password", "new-password"))
+        .link("/register/passkey-instead", "Create a passkey instead of a password")
 }
 
 fn mobile_form() -> Form {
@@ -105,7 +110,7 @@ pub async fn post_email(mut ctx: Ctx, body: Bytes) -> Response {
         Err(e) => return ctx.fail(e),
     }
     ctx.session.data.journey =
-        Some(Journey::Register { id, email: email.as_str().to_string(), email_verified: false, password_hash: None, mobile: None });
+        Some(Journey::Register { id, email: email.as_str().to_string(), email_verified: false, password_hash: None, mobile: None, passwordless: false });
     ctx.redirect("/register/email-code").await
 }
 
@@ -177,8 +182,13 @@ pub async fn post_password(mut ctx: Ctx, body: Bytes) -> Response {
     ctx.redirect("/register/mobile").await
 }
 
+/// The password step is done: a password was set, or a passkey chosen instead.
+fn credential_chosen(journey: &Option<Journey>) -> bool {
+    matches!(journey, Some(Journey::Register { password_hash: Some(_), .. } | Journey::Register { passwordless: true, .. }))
+}
+
 pub async fn get_mobile(ctx: Ctx) -> Response {
-    if !matches!(ctx.session.data.journey, Some(Journey::Register { password_hash: Some(_), .. })) {
+    if !credential_chosen(&ctx.session.data.journey) {
         return ctx.redirect("/register").await;
     }
     let page = ctx.page();
@@ -190,7 +200,7 @@ pub async fn post_mobile(mut ctx: Ctx, body: Bytes) -> Response {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let Some(Journey::Register { id, password_hash: Some(_), .. }) = ctx.session.data.journey.clone() else {
+    let Some(Journey::Register { id, .. }) = ctx.session.data.journey.clone().filter(|_| credential_chosen(&ctx.session.data.journey)) else {
         return ctx.redirect("/register").await;
     };
     let mobile = match MobileNumber::parse(data.trimmed("mobile")) {
@@ -222,7 +232,8 @@ pub async fn post_mobile_code(mut ctx: Ctx, body: Bytes) -> Response {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let Some(Journey::Register { id, email, email_verified: true, password_hash: Some(hash), mobile: Some(mobile) }) = ctx.session.data.journey.clone()
+    let Some(Journey::Register { id, email, email_verified: true, password_hash: hash, mobile: Some(mobile), passwordless }) =
+        ctx.session.data.journey.clone().filter(|_| credential_chosen(&ctx.session.data.journey))
     else {
         return ctx.redirect("/register").await;
     };
@@ -235,10 +246,20 @@ pub async fn post_mobile_code(mut ctx: Ctx, body: Bytes) -> Response {
         return form(ctx.page(), StatusCode::UNAUTHORIZED, mobile_code_form(masked).error("code", err));
     }
     let (Ok(email), Ok(mobile)) = (Email::parse(&email), MobileNumber::parse(&mobile)) else { return ctx.redirect("/register").await };
-    match create_account(&ctx.state, &email, Some(hash), &mobile, &ctx.ip).await {
+    let hash = if passwordless { None } else { hash };
+    match create_account(&ctx.state, &email, hash, &mobile, &ctx.ip).await {
+        // Passwordless: the first passkey is next, and only it signs the citizen in.
+        Ok(Some(account_id)) if passwordless => {
+            ctx.session.data.journey = Some(Journey::PasskeySetup { account_id });
+            ctx.redirect("/register/create-passkey").await
+        }
+        // With a password: signed in (`Cp.Cd`), then offered a passkey before going on.
         Ok(Some(account_id)) => {
             ctx.session.data.journey = None;
-            complete(ctx, account_id, false).await
+            if let Err(e) = establish(&mut ctx, &account_id, &["Cp", "Cd"]).await {
+                return ctx.fail(e);
+            }
+            ctx.redirect("/register/passkey-offer").await
         }
         Ok(None) => {
             ctx.session.data.journey = None;

@@ -39,6 +39,8 @@ fn password_form() -> Form {
     Form::new("Create a new password", "/forgot-password/new-password", "Save password")
         .field(Field::new("password", "New password", "password", "new-password"))
         .field(Field::new("confirm", "Confirm your new password", "password", "new-password"))
+        // Recovery for a lost device (F9): a new passkey instead of a password.
+        .link("/forgot-password/passkey", "Create a new passkey instead")
 }
 
 async fn parse_form(ctx: &Ctx, body: &Bytes) -> Result<FormData, Response> {

@@ -7,12 +7,14 @@ use axum::response::Response;
 use domain::{Email, MobileNumber};
 
 use super::authorize::resume;
+use super::passkey_pages::signin_page;
 use crate::accounts::codes::{self, Purpose, SendOutcome};
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
 use crate::accounts::signin::{PasswordOutcome, audit, check_password};
 use crate::clock;
 use crate::crypto::{random_token, sha256_hex};
+use crate::store::StoreError;
 use crate::store::codes::CodeCheck;
 use crate::web::ctx::Ctx;
 use crate::web::forms::{self, check_csrf, csrf_failure};
@@ -28,7 +30,8 @@ fn device_cookie(secure: bool) -> &'static str {
 fn signin_form(ctx: &Ctx) -> Form {
     let allow_registration = ctx.session.data.pending.as_ref().is_none_or(|p| p.allow_registration);
     let f = Form::new("Sign in", "/signin", "Continue")
-        .field(Field::new("email", "Email address", "email", "email"))
+        // "webauthn" lets the browser offer passkeys in the email field's autofill (conditional UI).
+        .field(Field::new("email", "Email address", "email", "username webauthn"))
         .field(Field::new("password", "Password", "password", "current-password"))
         .link("/forgot-password", "Forgotten your password?");
     if allow_registration { f.link("/register", "Create an account") } else { f }
@@ -37,7 +40,7 @@ fn signin_form(ctx: &Ctx) -> Form {
 pub async fn get_signin(ctx: Ctx) -> Response {
     let page = ctx.page();
     let f = signin_form(&ctx);
-    ctx.finish(form(page, StatusCode::OK, f)).await
+    ctx.finish(signin_page(page, StatusCode::OK, f)).await
 }
 
 pub async fn post_signin(mut ctx: Ctx, body: Bytes) -> Response {
@@ -52,7 +55,7 @@ pub async fn post_signin(mut ctx: Ctx, body: Bytes) -> Response {
     let again = |ctx: &Ctx, field: &str, msg: &str, status| {
         let f = signin_form(ctx);
         let f = Form { fields: f.fields.into_iter().map(|x| if x.name == "email" { x.value(email_input.clone()) } else { x }).collect(), ..f };
-        form(ctx.page(), status, f.error(field, msg))
+        signin_page(ctx.page(), status, f.error(field, msg))
     };
     let Ok(email) = Email::parse(&email_input) else {
         return again(&ctx, "email", "Enter an email address in the correct format, like name@example.com", StatusCode::BAD_REQUEST);
@@ -78,7 +81,7 @@ pub async fn post_signin(mut ctx: Ctx, body: Bytes) -> Response {
     let now = clock::now_ms();
     if let Some(token) = read_cookie(&ctx.headers, device_cookie(ctx.state.settings.secure_cookies())) {
         match ctx.state.db.is_remembered_device(&sha256_hex(token), &account.id, now).await {
-            Ok(true) => return complete(ctx, account.id.clone(), false).await,
+            Ok(true) => return complete(ctx, account.id.clone(), &["Cp", "Cd"], false).await,
             Ok(false) => {}
             Err(e) => return ctx.fail(e),
         }
@@ -159,7 +162,7 @@ pub async fn post_code(mut ctx: Ctx, body: Bytes) -> Response {
         Err(e) => ctx.fail(e),
         Ok(CodeCheck::Accepted) => {
             ctx.session.data.journey = None;
-            complete(ctx, account_id, data.checked("remember")).await
+            complete(ctx, account_id, &["Cp", "Cd"], data.checked("remember")).await
         }
         Ok(CodeCheck::Wrong { remaining }) => form(
             ctx.page(),
@@ -184,16 +187,25 @@ pub async fn post_code(mut ctx: Ctx, body: Bytes) -> Response {
     }
 }
 
-/// Signs the citizen in: rotates the session, records the sign-in, remembers the browser if
-/// asked, and carries on with the partner request.
-pub async fn complete(mut ctx: Ctx, account_id: String, remember: bool) -> Response {
+/// Makes `account_id` the session's citizen, signed in with `credentials` ("Cp", "Cd", "Cm"):
+/// records the sign-in, audits it and rotates the session id (session fixation).
+pub async fn establish(ctx: &mut Ctx, account_id: &str, credentials: &[&str]) -> Result<(), StoreError> {
     let now = clock::now_ms();
-    if let Err(e) = ctx.state.db.record_successful_sign_in(&account_id, now).await {
+    ctx.state.db.record_successful_sign_in(account_id, now).await?;
+    audit(&ctx.state, "signin.succeeded", Some(account_id), &ctx.ip, serde_json::json!({ "credentials": credentials.join(".") })).await;
+    ctx.session.rotate();
+    let credentials = credentials.iter().map(|c| c.to_string()).collect();
+    ctx.session.data.auth = Some(Authenticated { account_id: account_id.to_string(), auth_time: now / 1000, credentials });
+    Ok(())
+}
+
+/// Signs the citizen in (see [`establish`]), remembers the browser if asked, and carries on
+/// with the partner request.
+pub async fn complete(mut ctx: Ctx, account_id: String, credentials: &[&str], remember: bool) -> Response {
+    let now = clock::now_ms();
+    if let Err(e) = establish(&mut ctx, &account_id, credentials).await {
         return ctx.fail(e);
     }
-    audit(&ctx.state, "signin.succeeded", Some(&account_id), &ctx.ip, serde_json::json!({ "credentials": "Cp.Cd" })).await;
-    ctx.session.rotate();
-    ctx.session.data.auth = Some(Authenticated { account_id: account_id.clone(), auth_time: now / 1000, credentials: vec!["Cp".into(), "Cd".into()] });
     let mut device = None;
     if remember {
         let token = random_token(32);

@@ -96,13 +96,26 @@ impl TestApp {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
             Backend::Postgres => postgres_database().await?,
         };
-        Some(TestApp::with_database(database_url, dir).await)
+        Some(TestApp::with_database(database_url, dir, "127.0.0.1").await)
     }
 
-    async fn with_database(database_url: String, dir: tempfile::TempDir) -> TestApp {
+    /// Like `start`, but the issuer is `http://localhost:{port}` (still listening on
+    /// 127.0.0.1): WebAuthn needs a secure context and a relying-party id that is a domain
+    /// name, which 127.0.0.1 is not. For the passkey tests.
+    pub async fn start_localhost(backend: Backend) -> Option<TestApp> {
+        citizen_id::ops::telemetry::init_logging(false);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+            Backend::Postgres => postgres_database().await?,
+        };
+        Some(TestApp::with_database(database_url, dir, "localhost").await)
+    }
+
+    async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let base = format!("http://127.0.0.1:{}", addr.port());
+        let base = format!("http://{host}:{}", addr.port());
         let mut settings = sandpit::settings(base.clone(), addr, database_url, "test-secret-0123456789-0123456789".into());
         // Tests read real codes from the sink: the fixed sandpit code must not mask mistakes.
         settings.test_code = None;
@@ -126,6 +139,12 @@ impl TestApp {
 
     /// Registers a partner permitted `scopes` and `vectors`, with its own RSA key.
     pub async fn partner(&self, scopes: &str, vectors: &[&str]) -> TestPartner {
+        self.partner_redirecting_to(scopes, vectors, "https://rp.example/callback").await
+    }
+
+    /// A partner whose redirect URI is `redirect_uri` (e.g. a page of this server, so a browser
+    /// test can read the code from the address bar).
+    pub async fn partner_redirecting_to(&self, scopes: &str, vectors: &[&str], redirect_uri: &str) -> TestPartner {
         let (der, jwk) = test_key();
         let client_id = format!("rp-{}", citizen_id::crypto::random_token(6));
         let mut jwk = jwk;
@@ -133,7 +152,7 @@ impl TestApp {
         let record = build(PartnerInput {
             client_id: Some(client_id.clone()),
             name: "Test partner".into(),
-            redirect_uris: vec!["https://rp.example/callback".into()],
+            redirect_uris: vec![redirect_uri.into()],
             public_keys: vec![jwk.to_string()],
             scopes: scopes.into(),
             vectors: vectors.iter().map(|v| v.to_string()).collect(),
@@ -142,7 +161,7 @@ impl TestApp {
         })
         .expect("valid partner");
         self.state.db.insert_partner(&record).await.expect("insert partner");
-        TestPartner { client_id: client_id.clone(), redirect_uri: "https://rp.example/callback".into(), signer: DemoPartner::from_pkcs8(&client_id, &der).unwrap() }
+        TestPartner { client_id: client_id.clone(), redirect_uri: redirect_uri.into(), signer: DemoPartner::from_pkcs8(&client_id, &der).unwrap() }
     }
 
     /// An account at P0 with a verified email and mobile, written straight to the store.
