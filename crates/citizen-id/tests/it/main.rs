@@ -5,6 +5,7 @@ mod support;
 
 mod asserted_identity;
 mod browser_flow;
+mod browser_journeys;
 mod cli;
 mod gp;
 mod journeys;
