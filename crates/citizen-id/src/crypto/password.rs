@@ -48,6 +48,25 @@ pub enum WeakPassword {
     Guessable(String),
 }
 
+/// Why a new password (with its confirmation) was refused: the form field and the message.
+#[derive(Debug)]
+pub enum NewPasswordError {
+    Refused { field: &'static str, message: String },
+    Internal(anyhow::Error),
+}
+
+/// Checks a new password and its confirmation against the policy, then hashes it: the one
+/// path every "choose a password" page (register, reset, settings) goes through.
+pub async fn choose(password: &str, confirm: &str, personal: &[&str]) -> Result<String, NewPasswordError> {
+    if let Err(weak) = check_strength(password, personal) {
+        return Err(NewPasswordError::Refused { field: "password", message: weak.to_string() });
+    }
+    if password != confirm {
+        return Err(NewPasswordError::Refused { field: "confirm", message: "The passwords do not match".into() });
+    }
+    hash(password.to_string()).await.map_err(NewPasswordError::Internal)
+}
+
 /// Checks length, then strength against common passwords, keyboard patterns, dates and the
 /// citizen's own details (zxcvbn; score 3 of 4 or more is required).
 pub fn check_strength(password: &str, personal: &[&str]) -> Result<(), WeakPassword> {

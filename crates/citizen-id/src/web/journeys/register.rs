@@ -165,16 +165,12 @@ pub async fn post_password(mut ctx: Ctx, body: Bytes) -> Response {
     let Some(Journey::Register { email_verified: true, email, .. }) = ctx.session.data.journey.clone() else {
         return ctx.redirect("/register").await;
     };
-    let pw = data.get("password");
-    if let Err(weak) = password::check_strength(pw, &[&email]) {
-        return form(ctx.page(), StatusCode::BAD_REQUEST, password_form().error("password", weak.to_string()));
-    }
-    if pw != data.get("confirm") {
-        return form(ctx.page(), StatusCode::BAD_REQUEST, password_form().error("confirm", "The passwords do not match"));
-    }
-    let hash = match password::hash(pw.to_string()).await {
+    let hash = match password::choose(data.get("password"), data.get("confirm"), &[&email]).await {
         Ok(h) => h,
-        Err(e) => return ctx.fail(e),
+        Err(password::NewPasswordError::Refused { field, message }) => {
+            return form(ctx.page(), StatusCode::BAD_REQUEST, password_form().error(field, message));
+        }
+        Err(password::NewPasswordError::Internal(e)) => return ctx.fail(e),
     };
     if let Some(Journey::Register { password_hash, .. }) = ctx.session.data.journey.as_mut() {
         *password_hash = Some(hash);

@@ -176,16 +176,12 @@ pub async fn post_new_password(mut ctx: Ctx, body: Bytes) -> Response {
     let Some(Journey::Reset { email, account_id: Some(account_id), mobile_verified: true, .. }) = ctx.session.data.journey.clone() else {
         return ctx.redirect("/forgot-password").await;
     };
-    let pw = data.get("password");
-    if let Err(weak) = password::check_strength(pw, &[&email]) {
-        return form(ctx.page(), StatusCode::BAD_REQUEST, password_form().error("password", weak.to_string()));
-    }
-    if pw != data.get("confirm") {
-        return form(ctx.page(), StatusCode::BAD_REQUEST, password_form().error("confirm", "The passwords do not match"));
-    }
-    let hash = match password::hash(pw.to_string()).await {
+    let hash = match password::choose(data.get("password"), data.get("confirm"), &[&email]).await {
         Ok(h) => h,
-        Err(e) => return ctx.fail(e),
+        Err(password::NewPasswordError::Refused { field, message }) => {
+            return form(ctx.page(), StatusCode::BAD_REQUEST, password_form().error(field, message));
+        }
+        Err(password::NewPasswordError::Internal(e)) => return ctx.fail(e),
     };
     let now = clock::now_ms();
     if let Err(e) = ctx.state.db.set_password(&account_id, &hash, now).await {

@@ -283,16 +283,12 @@ pub async fn post_password(ctx: Ctx, body: Bytes) -> Response {
     if has && !password::verify(data.get("current").to_string(), account.password_hash.clone()).await {
         return form(ctx.page(), StatusCode::UNAUTHORIZED, password_form(has).error("current", "Enter your current password correctly"));
     }
-    let new = data.get("password");
-    if let Err(weak) = password::check_strength(new, &[&account.email]) {
-        return form(ctx.page(), StatusCode::BAD_REQUEST, password_form(has).error("password", weak.to_string()));
-    }
-    if new != data.get("confirm") {
-        return form(ctx.page(), StatusCode::BAD_REQUEST, password_form(has).error("confirm", "The passwords do not match"));
-    }
-    let hash = match password::hash(new.to_string()).await {
+    let hash = match password::choose(data.get("password"), data.get("confirm"), &[&account.email]).await {
         Ok(h) => h,
-        Err(e) => return ctx.fail(e),
+        Err(password::NewPasswordError::Refused { field, message }) => {
+            return form(ctx.page(), StatusCode::BAD_REQUEST, password_form(has).error(field, message));
+        }
+        Err(password::NewPasswordError::Internal(e)) => return ctx.fail(e),
     };
     if let Err(e) = ctx.state.db.set_password(&account.id, &hash, clock::now_ms()).await {
         return ctx.fail(e);
