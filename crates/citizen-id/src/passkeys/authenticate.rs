@@ -6,6 +6,8 @@
 //!
 //! Either way the finish looks the credential up in the database at that moment, so a passkey
 //! removed after the start is refused, and a credential of another account is refused.
+//! A lockout earned by wrong passwords or codes does not stop a passkey: it cannot be guessed,
+//! and whoever caused the lockout should not lock the owner out.
 
 use domain::Email;
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};

@@ -102,7 +102,6 @@ async fn signs_in_to_a_second_partner_with_no_interaction(app: TestApp) {
 
     // Consent rules still apply: a third partner the citizen never agreed to share with.
     let three = app.partner("openid email", &["P0.Cp.Cd"]).await;
-    let challenge = challenge;
     let jwt = good_assertion(&sso);
     let extra = [("prompt", "none"), ("asserted_login_identity", jwt.as_str()), ("code_challenge", &challenge), ("code_challenge_method", "S256")];
     let page = WebClient::new(&app.base).get(&authorize_url(&app, &three, &extra)).await;

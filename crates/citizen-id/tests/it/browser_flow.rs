@@ -36,6 +36,9 @@ async fn a_citizen_registers_from_the_sample_partner_in_chromium() {
     let code = app.next_code("+447700900456").await;
     page.fill("#code", &code).await.unwrap();
     page.submit_and_wait("button[type=submit]").await.unwrap();
+    assert_eq!(page.text("h1").await.unwrap(), "Sign in faster with a passkey");
+    assert_accessible(&page, "passkey offer").await;
+    page.submit_and_wait("#passkey-skip").await.unwrap();
     assert_eq!(page.text("h1").await.unwrap(), "Share your details with Sample partner service");
     assert_accessible(&page, "consent").await;
     page.submit_and_wait("button[value=agree]").await.unwrap();

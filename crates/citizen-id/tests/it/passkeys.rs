@@ -146,6 +146,8 @@ async fn partners_get_cm_only_when_they_ask_for_it(app: TestApp) {
         "Sign in",
         "a passkey-only session is sent to sign in with password and code"
     );
+    let page = client.get(&authorize_url(&app, &p, &[("vtr", r#"["P0.Cp.Cd"]"#), ("prompt", "none")])).await;
+    assert_eq!(page.param("error").as_deref(), Some("sso_login_required"));
 }
 
 async fn a_citizen_can_drop_their_password_only_once_they_have_a_passkey(app: TestApp) {

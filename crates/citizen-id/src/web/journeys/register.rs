@@ -172,8 +172,9 @@ pub async fn post_password(mut ctx: Ctx, body: Bytes) -> Response {
         }
         Err(password::NewPasswordError::Internal(e)) => return ctx.fail(e),
     };
-    if let Some(Journey::Register { password_hash, .. }) = ctx.session.data.journey.as_mut() {
+    if let Some(Journey::Register { password_hash, passwordless, .. }) = ctx.session.data.journey.as_mut() {
         *password_hash = Some(hash);
+        *passwordless = false; // came back from the passkey choice and set a password after all
     }
     ctx.redirect("/register/mobile").await
 }

@@ -34,7 +34,7 @@ async fn heading(page: &Page) -> String {
 async fn left(page: &Page, from: &str) {
     let js = format!("location.pathname !== {from:?} && document.readyState === 'complete'");
     if let Err(e) = page.wait_for(&js, WAIT).await {
-        let error = page.text("[data-passkey-error]").await.unwrap_or_default();
+        let error = page.text("[data-passkey-error-text]").await.unwrap_or_default();
         panic!("still on {from}: {e:#}; shown: {error}");
     }
 }
@@ -45,13 +45,18 @@ async fn revealed(page: &Page, selector: &str) {
     page.wait_for(&js, WAIT).await.unwrap_or_else(|e| panic!("{selector} never shown: {e:#}"));
 }
 
-/// Creates a passkey on the current page ("Create a passkey"), then waits for the next page.
+/// Creates a passkey on the current page ("Create a passkey"), then waits for the next page
+/// (which may be the same address, reloaded).
 async fn create_passkey(page: &Page, name: &str) {
     revealed(page, "#passkey-create").await;
     page.fill("#passkey-name", name).await.unwrap();
-    let from = path(page).await;
+    page.eval("window.__before_passkey = true").await.unwrap();
     page.click("#passkey-create").await.unwrap();
-    left(page, &from).await;
+    let js = "window.__before_passkey === undefined && document.readyState === 'complete'";
+    if let Err(e) = page.wait_for(js, WAIT).await {
+        let error = page.text("[data-passkey-error-text]").await.unwrap_or_default();
+        panic!("no page after creating a passkey: {e:#}; shown: {error}");
+    }
 }
 
 /// "Sign in with a passkey" on /signin, with the email typed or not.
@@ -67,6 +72,14 @@ async fn click_passkey_button(page: &Page, email: Option<&str>) {
         page.fill("#email", email).await.unwrap();
     }
     page.click("#passkey-signin").await.unwrap();
+}
+
+/// Chromium's virtual authenticator answers a conditional-mediation request (the autofill)
+/// at once, as if the citizen had picked the passkey from the email field's suggestions. To
+/// exercise the button, later documents of `page` report conditional mediation unavailable.
+async fn without_autofill(page: &Page) {
+    let source = "if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = async () => false;";
+    page.call("Page.addScriptToEvaluateOnNewDocument", serde_json::json!({ "source": source })).await.unwrap();
 }
 
 async fn signed_in(page: &Page) -> bool {
@@ -105,6 +118,9 @@ async fn verify_mobile(page: &Page, app: &TestApp, national: &str, e164: &str) {
 async fn passkeys_are_added_used_both_ways_and_removed_in_chromium() {
     let Some((_browser, app, page)) = launch().await else { return };
     let authenticator = page.enable_virtual_authenticator().await.unwrap();
+    // A tall window, so the screenshots show whole pages.
+    let metrics = serde_json::json!({ "width": 1000, "height": 1500, "deviceScaleFactor": 1, "mobile": false });
+    page.call("Emulation.setDeviceMetricsOverride", metrics).await.unwrap();
     let email = "passkey.citizen@example.com";
     register_to_password(&page, &app, email).await;
     page.fill("#password", PASSWORD).await.unwrap();
@@ -124,16 +140,25 @@ async fn passkeys_are_added_used_both_ways_and_removed_in_chromium() {
     page.goto(&app.url("/account/passkeys")).await.unwrap();
     assert!(page.text("#passkeys").await.unwrap().contains("Chromium"));
     assert_accessible(&page, "account passkeys").await;
+    page.screenshot_png(std::env::temp_dir().join("citizen-id-passkeys.png")).await.unwrap();
 
-    // Usernameless, then after typing the email.
+    // Usernameless through the autofill (conditional UI: answered at once by the virtual
+    // authenticator), then with the button, without and with the email typed.
+    sign_out(&page).await;
+    page.goto(&app.url("/signin")).await.unwrap();
+    left(&page, "/signin").await;
+    assert!(signed_in(&page).await, "usernameless sign-in from the autofill");
+    without_autofill(&page).await;
     sign_out(&page).await;
     page.goto(&app.url("/signin")).await.unwrap();
     let autocomplete = page.eval("document.querySelector('#email').getAttribute('autocomplete')").await.unwrap();
-    assert_eq!(autocomplete, "username webauthn", "conditional UI autofill");
+    assert_eq!(autocomplete, "username webauthn", "the email field offers passkeys as autofill");
+    revealed(&page, "#passkey-signin").await;
     assert_accessible(&page, "sign in with passkey button").await;
+    page.screenshot_png(std::env::temp_dir().join("citizen-id-passkey-signin.png")).await.unwrap();
     click_passkey_button(&page, None).await;
     left(&page, "/signin").await;
-    assert!(signed_in(&page).await, "usernameless sign-in");
+    assert!(signed_in(&page).await, "usernameless sign-in with the button");
     sign_out(&page).await;
     passkey_sign_in(&page, &app, Some(email)).await;
     assert!(signed_in(&page).await, "sign-in after typing the email");
@@ -174,13 +199,12 @@ async fn passkeys_are_added_used_both_ways_and_removed_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwordless_registration_and_recovery_in_chromium() {
     let Some((_browser, app, page)) = launch().await else { return };
+    without_autofill(&page).await;
     let first = page.enable_virtual_authenticator().await.unwrap();
     let email = "passwordless@example.com";
     register_to_password(&page, &app, email).await;
-    page.submit_and_wait("a[href='/register/passkey-instead']").await.ok();
-    if path(&page).await != "/register/passkey-instead" {
-        page.goto(&app.url("/register/passkey-instead")).await.unwrap();
-    }
+    page.submit_and_wait("a[href='/register/passkey-instead']").await.unwrap();
+    assert_eq!(path(&page).await, "/register/passkey-instead");
     revealed(&page, "form[action='/register/passkey-instead']").await;
     assert_accessible(&page, "passkey instead of a password").await;
     submit(&page).await;
@@ -214,6 +238,7 @@ async fn passwordless_registration_and_recovery_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passkey_without_user_verification_is_refused_in_chromium() {
     let Some((_browser, app, page)) = launch().await else { return };
+    without_autofill(&page).await;
     let authenticator = page.enable_virtual_authenticator().await.unwrap();
     let citizen = app.citizen().await;
     page.goto(&app.url("/signin")).await.unwrap();

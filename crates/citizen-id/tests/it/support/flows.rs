@@ -3,7 +3,8 @@
 use super::web::{Page, WebClient};
 use super::{Citizen, TestApp};
 
-/// Registers through every form page; ends wherever the journey goes next.
+/// Registers through every form page, declines the passkey offered at the end ("Not now"),
+/// and ends wherever the journey goes next.
 pub async fn register(app: &TestApp, web: &mut WebClient, email: &str, mobile: &str) -> Page {
     let page = web.get("/register").await;
     assert_eq!(page.heading(), "Create your Citizen ID account");
@@ -18,7 +19,10 @@ pub async fn register(app: &TestApp, web: &mut WebClient, email: &str, mobile: &
     assert_eq!(page.heading(), "Check your phone");
     let e164 = domain::MobileNumber::parse(mobile).unwrap().as_str().to_string();
     let code = app.next_code(&e164).await;
-    web.post("/register/mobile-code", &[("code", &code)]).await
+    let page = web.post("/register/mobile-code", &[("code", &code)]).await;
+    assert_eq!(page.heading(), "Sign in faster with a passkey");
+    assert!(page.contains("href=\"/authorize/resume\" id=\"passkey-skip\">Not now</a>"), "the offer is skippable");
+    web.get("/authorize/resume").await
 }
 
 /// Signs in with password and SMS code; ends wherever the journey goes next.

@@ -90,26 +90,24 @@ async fn postgres_database() -> Option<String> {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> Option<TestApp> {
-        citizen_id::ops::telemetry::init_logging(false);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let database_url = match backend {
-            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
-            Backend::Postgres => postgres_database().await?,
-        };
-        Some(TestApp::with_database(database_url, dir, "127.0.0.1").await)
+        TestApp::start_at(backend, "127.0.0.1").await
     }
 
     /// Like `start`, but the issuer is `http://localhost:{port}` (still listening on
     /// 127.0.0.1): WebAuthn needs a secure context and a relying-party id that is a domain
     /// name, which 127.0.0.1 is not. For the passkey tests.
     pub async fn start_localhost(backend: Backend) -> Option<TestApp> {
+        TestApp::start_at(backend, "localhost").await
+    }
+
+    async fn start_at(backend: Backend, host: &str) -> Option<TestApp> {
         citizen_id::ops::telemetry::init_logging(false);
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
             Backend::Postgres => postgres_database().await?,
         };
-        Some(TestApp::with_database(database_url, dir, "localhost").await)
+        Some(TestApp::with_database(database_url, dir, host).await)
     }
 
     async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str) -> TestApp {
