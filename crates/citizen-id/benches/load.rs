@@ -134,10 +134,11 @@ fn cpu_seconds(pid: &str, ticks: f64) -> f64 {
     (ut + st) / ticks
 }
 
-/// Busy jiffies (user, nice, system, irq, softirq, steal) summed over every CPU, from /proc/stat.
-fn busy_jiffies() -> f64 {
+/// Busy jiffies (user, nice, system, irq, softirq, steal) of one CPU (`"cpu0"`) or of all
+/// (`"cpu"`), from /proc/stat.
+fn busy_jiffies(cpu: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return 0.0 };
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else { return 0.0 };
+    let Some(line) = stat.lines().find(|l| l.split_whitespace().next() == Some(cpu)) else { return 0.0 };
     let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user)
     [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum()
@@ -470,14 +471,18 @@ struct PhaseResult {
     server_cpu_util: f64,
     server_cpu_us_per_request: f64,
     client_cpu_util: f64,
-    /// CPU used by everything else on the machine during the phase (other processes, steal),
-    /// in cores: the noise indicator. Near 0 on a quiet machine.
-    other_cpu: f64,
+    /// CPU used by everything else (other processes, steal) during the phase, in cores, on the
+    /// server's CPU and on the load generator's: the noise indicators, near 0 on a quiet machine.
+    /// Without pinning both are the machine-wide figure.
+    other_server_cpu: f64,
+    other_client_cpu: f64,
     max_rss_kib: u64,
 }
 
 struct Ctx {
     server_pid: u32,
+    /// Server on SERVER_CPU and this process on CLIENT_CPU.
+    pinned: bool,
     ticks: f64,
     concurrency: usize,
     perf: bool,
@@ -535,9 +540,12 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
     let perf = ctx.perf.then(|| start_perf(ctx, name)).flatten();
     let pid = ctx.server_pid.to_string();
     let rss = RssSampler::start(ctx.server_pid);
-    let (server0, client0, busy0) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy_jiffies());
+    let (server_core, client_core) =
+        if ctx.pinned { (format!("cpu{SERVER_CPU}"), format!("cpu{CLIENT_CPU}")) } else { ("cpu".to_string(), "cpu".to_string()) };
+    let busy = || (busy_jiffies(&server_core) / ctx.ticks, busy_jiffies(&client_core) / ctx.ticks);
+    let (server0, client0, busy0) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
     let (requests, errors, first_error, seconds, mut lat) = drive(&job, ctx.concurrency, max, duration).await;
-    let (server1, client1, busy1) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy_jiffies());
+    let (server1, client1, busy1) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
     let max_rss_kib = rss.finish();
     if let Some(p) = perf {
         stop_perf(p);
@@ -558,11 +566,20 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
         server_cpu_util: server_cpu / seconds,
         server_cpu_us_per_request: if requests > 0 { server_cpu * 1e6 / requests as f64 } else { 0.0 },
         client_cpu_util: (client1 - client0) / seconds,
-        other_cpu: (((busy1 - busy0) / ctx.ticks - (server1 - server0) - (client1 - client0)) / seconds).max(0.0),
+        other_server_cpu: if ctx.pinned {
+            ((busy1.0 - busy0.0 - (server1 - server0)) / seconds).max(0.0)
+        } else {
+            ((busy1.0 - busy0.0 - (server1 - server0) - (client1 - client0)) / seconds).max(0.0)
+        },
+        other_client_cpu: if ctx.pinned {
+            ((busy1.1 - busy0.1 - (client1 - client0)) / seconds).max(0.0)
+        } else {
+            ((busy1.0 - busy0.0 - (server1 - server0) - (client1 - client0)) / seconds).max(0.0)
+        },
         max_rss_kib,
     };
     eprintln!(
-        "  {:<10} {:>8} requests in {:>5.2} s = {:>9.1}/s  p50 {:.2} ms  p99 {:.2} ms  server CPU {:>3.0}%  client CPU {:>3.0}%  other {:>3.0}%  errors {}",
+        "  {:<10} {:>8} requests in {:>5.2} s = {:>9.1}/s  p50 {:.2} ms  p99 {:.2} ms  server CPU {:>3.0}%  client CPU {:>3.0}%  other on server/client CPU {:>3.0}%/{:>3.0}%  errors {}",
         r.name,
         r.requests,
         r.seconds,
@@ -571,7 +588,8 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
         r.p99_ms,
         r.server_cpu_util * 100.0,
         r.client_cpu_util * 100.0,
-        r.other_cpu * 100.0,
+        r.other_server_cpu * 100.0,
+        r.other_client_cpu * 100.0,
         r.errors
     );
     if let Some(e) = &r.first_error {
@@ -715,7 +733,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
 
     // 4. Timed phases.
     eprintln!("4. Timed phases ({} in flight, up to {:.0} s each):", opts.concurrency, opts.seconds);
-    let ctx = Ctx { server_pid, ticks, concurrency: opts.concurrency, perf: opts.perf && have("perf"), target: target.clone() };
+    let ctx = Ctx { server_pid, pinned: pin_server, ticks, concurrency: opts.concurrency, perf: opts.perf && have("perf"), target: target.clone() };
     let (spare, exchanges) = exchanges.split_at(spares);
     let (warm, timed) = exchanges.split_at(warm_exchanges);
     let warm: Arc<Vec<Exchange>> = Arc::new(warm.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
@@ -778,19 +796,19 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let userinfo_ratio = userinfo.per_sec / USERINFO_TARGET_PER_SEC;
     let idle_ratio = mib(idle_rss_kib) / IDLE_RSS_TARGET_MIB;
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let noisy = phases.iter().any(|p| p.other_cpu > 0.05);
+    let noisy = phases.iter().any(|p| p.other_server_cpu > 0.05 || p.other_client_cpu > 0.05);
 
     println!();
     println!("Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight", cpus, cpu_model(), server_pinned, opts.concurrency);
     println!();
-    println!("| phase      | requests | seconds |     req/s | p50 ms | p90 ms | p99 ms | server CPU | server µs/req | req/s per server core | client CPU | other CPU | max RSS MiB | errors |");
-    println!("|------------|---------:|--------:|----------:|-------:|-------:|-------:|-----------:|--------------:|----------------------:|-----------:|----------:|------------:|-------:|");
+    println!("| phase      | requests | seconds |     req/s | p50 ms | p90 ms | p99 ms | server CPU | server µs/req | req/s per server core | client CPU | other CPU (server/client core) | max RSS MiB | errors |");
+    println!("|------------|---------:|--------:|----------:|-------:|-------:|-------:|-----------:|--------------:|----------------------:|-----------:|------------------------------:|------------:|-------:|");
     for p in phases {
         println!(
-            "| {:<10} | {:>8} | {:>7.2} | {:>9.1} | {:>6.2} | {:>6.2} | {:>6.2} | {:>9.0}% | {:>13.0} | {:>21.0} | {:>9.0}% | {:>8.0}% | {:>11.1} | {:>6} |",
+            "| {:<10} | {:>8} | {:>7.2} | {:>9.1} | {:>6.2} | {:>6.2} | {:>6.2} | {:>9.0}% | {:>13.0} | {:>21.0} | {:>9.0}% | {:>14.0}% / {:>3.0}% | {:>11.1} | {:>6} |",
             p.name, p.requests, p.seconds, p.per_sec, p.p50_ms, p.p90_ms, p.p99_ms, p.server_cpu_util * 100.0, p.server_cpu_us_per_request,
             if p.server_cpu_us_per_request > 0.0 { 1e6 / p.server_cpu_us_per_request } else { 0.0 },
-            p.client_cpu_util * 100.0, p.other_cpu * 100.0, mib(p.max_rss_kib), p.errors
+            p.client_cpu_util * 100.0, p.other_server_cpu * 100.0, p.other_client_cpu * 100.0, mib(p.max_rss_kib), p.errors
         );
     }
     println!();
@@ -810,7 +828,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         mib(idle_rss_kib), idle_ratio * 100.0, verdict(idle_ratio < 1.0), mib(setup_rss_kib), mib(load_rss_kib), mib(after_rss_kib), mib(hwm_kib)
     );
     if noisy {
-        println!("WARNING: other processes used more than 5% of a core during a phase (\"other CPU\"): the machine was not quiet; run again.");
+        println!("WARNING: other processes used more than 5% of the server's or the load generator's CPU during a phase (\"other CPU\"): the machine was not quiet; run again.");
     }
 
     let phase_json = |p: &PhaseResult| {
@@ -818,7 +836,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             "requests": p.requests, "errors": p.errors, "first_error": p.first_error, "seconds": p.seconds, "per_sec": p.per_sec,
             "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
             "server_cpu_utilisation": p.server_cpu_util, "server_cpu_us_per_request": p.server_cpu_us_per_request,
-            "client_cpu_utilisation": p.client_cpu_util, "other_cpu_cores": p.other_cpu, "max_rss_mib": mib(p.max_rss_kib),
+            "client_cpu_utilisation": p.client_cpu_util, "other_cpu_on_server_core": p.other_server_cpu, "other_cpu_on_client_core": p.other_client_cpu, "max_rss_mib": mib(p.max_rss_kib),
         })
     };
     let baseline_json = |b: &Baseline| {

@@ -9,7 +9,10 @@
 //! A lockout earned by wrong passwords or codes does not stop a passkey: it cannot be guessed,
 //! and whoever caused the lockout should not lock the owner out.
 
+use aws_lc_rs::hmac;
 use domain::Email;
+use serde_json::json;
+use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential};
 
 use super::ceremony::{self, CeremonyState};
@@ -21,40 +24,60 @@ use crate::store::passkeys::PasskeyUse;
 
 /// Starts a sign-in: the options for `navigator.credentials.get` and the ceremony id.
 ///
-/// With an email, the ceremony is bound to that account. The answer looks the same whether or
-/// not the email has an account or passkeys (no enumeration): without passkeys to list, the
-/// request is a usernameless one bound to an account no credential can belong to.
+/// With an email, the ceremony is bound to that account and lists its passkeys. The answer has
+/// the same shape whether or not the email has an account with passkeys (no enumeration):
+/// otherwise the list holds made-up credential ids, stable for that email (webauthn-rs's fake
+/// credential generator, keyed from the server pepper), and the ceremony is bound to an
+/// account no credential can belong to.
 pub async fn start(state: &AppState, email: Option<&Email>) -> Result<(serde_json::Value, String), PasskeyError> {
-    let (options, account_id, ceremony) = match email {
-        None => {
-            let (options, s) = state.webauthn.start_discoverable_authentication()?;
-            (serde_json::to_value(&options), None, CeremonyState::SignIn(s))
+    let Some(email) = email else {
+        let (options, s) = state.webauthn.start_discoverable_authentication()?;
+        let id = ceremony::store(&state.db, None, &CeremonyState::SignIn(s)).await?;
+        return Ok((to_json(&options)?, id));
+    };
+    let account = state.db.account_by_email(email.as_str()).await?;
+    let passkeys: Vec<Passkey> = match &account {
+        Some(a) => state.db.passkeys_for_account(&a.id).await?.iter().filter_map(|p| serde_json::from_str(&p.credential).ok()).collect(),
+        None => Vec::new(),
+    };
+    let (mut options, account_id, ceremony) = match account {
+        Some(a) if !passkeys.is_empty() => {
+            let (options, s) = state.webauthn.start_passkey_authentication(&passkeys)?;
+            (to_json(&options)?, a.id, CeremonyState::SignInAccount(s))
         }
-        Some(email) => {
-            let account = state.db.account_by_email(email.as_str()).await?;
-            let passkeys: Vec<Passkey> = match &account {
-                Some(a) => state
-                    .db
-                    .passkeys_for_account(&a.id)
-                    .await?
-                    .iter()
-                    .filter_map(|p| serde_json::from_str(&p.credential).ok())
-                    .collect(),
-                None => Vec::new(),
-            };
-            let bound_to = account.map(|a| a.id).unwrap_or_else(|| format!("unknown-{}", random_token(16)));
-            if passkeys.is_empty() {
-                let (options, s) = state.webauthn.start_discoverable_authentication()?;
-                (serde_json::to_value(&options), Some(bound_to), CeremonyState::SignIn(s))
-            } else {
-                let (options, s) = state.webauthn.start_passkey_authentication(&passkeys)?;
-                (serde_json::to_value(&options), Some(bound_to), CeremonyState::SignInAccount(s))
-            }
+        account => {
+            let (options, s) = state.webauthn.start_discoverable_authentication()?;
+            let mut options = to_json(&options)?;
+            let fakes: Vec<serde_json::Value> =
+                fake_credential_ids(state, email)?.iter().map(|id| json!({ "type": "public-key", "id": b64url(id) })).collect();
+            options["publicKey"]["allowCredentials"] = fakes.into();
+            let bound = account.map(|a| a.id).unwrap_or_else(|| format!("unknown-{}", random_token(16)));
+            (options, bound, CeremonyState::SignIn(s))
         }
     };
-    let options = options.map_err(|e| PasskeyError::Rejected(e.to_string()))?;
-    let id = ceremony::store(&state.db, account_id.as_deref(), &ceremony).await?;
+    // The same shape either way: no autofill mediation, no extensions, no transport hints.
+    if let Some(o) = options.as_object_mut() {
+        o.remove("mediation");
+    }
+    if let Some(pk) = options["publicKey"].as_object_mut() {
+        pk.remove("extensions");
+        for c in pk.get_mut("allowCredentials").and_then(|a| a.as_array_mut()).into_iter().flatten() {
+            c.as_object_mut().map(|c| c.remove("transports"));
+        }
+    }
+    let id = ceremony::store(&state.db, Some(&account_id), &ceremony).await?;
     Ok((options, id))
+}
+
+fn to_json(options: &impl serde::Serialize) -> Result<serde_json::Value, PasskeyError> {
+    serde_json::to_value(options).map_err(|e| PasskeyError::Rejected(e.to_string()))
+}
+
+/// Plausible credential ids for an email without passkeys, the same on every request.
+fn fake_credential_ids(state: &AppState, email: &Email) -> Result<Vec<Vec<u8>>, PasskeyError> {
+    let key = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, state.kek.pepper()), b"passkey fake credential ids");
+    let generator = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new(key.as_ref())?;
+    Ok(generator.generate(email.as_str().as_bytes())?)
 }
 
 /// Verifies the browser's assertion for the ceremony `ceremony_id` and records the use.

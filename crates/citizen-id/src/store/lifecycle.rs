@@ -26,6 +26,8 @@ pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
     ("client_user_metadata", "account_id"),
     ("grants", "account_id"),
     ("id_tokens", "account_id"),
+    ("passkeys", "account_id"),
+    ("webauthn_ceremonies", "account_id"),
 ];
 
 impl Db {

@@ -1,5 +1,6 @@
 //! Sign in (F3): email and password, then an SMS code (`Cp.Cd`), or a remembered browser as
-//! the `Cd` device. The session id is rotated on success.
+//! the `Cd` device. The session id is rotated on success. The page also offers passkeys (`Cm`,
+//! `passkeys.rs`), which sign in through the same [`establish`].
 
 use axum::body::Bytes;
 use axum::http::StatusCode;

@@ -145,6 +145,28 @@ async fn a_removed_passkey_stops_working_at_once(app: TestApp) {
     assert_eq!(sign_in(&app, &mut PasskeyClient::new(&app), &mut key, None).await.0, StatusCode::UNAUTHORIZED);
 }
 
+/// The options after typing an email look alike whether or not it has an account with
+/// passkeys: the same fields, and a stable list of credential ids (made up when none exist).
+async fn the_email_step_does_not_reveal_accounts(app: TestApp) {
+    let (with_passkey, _) = citizen_with_passkey(&app).await;
+    let without = app.citizen().await;
+    let mut client = PasskeyClient::new(&app);
+    let shape = |v: &serde_json::Value| {
+        let mut keys: Vec<String> = v["publicKey"].as_object().unwrap().keys().cloned().collect();
+        keys.extend(v.as_object().unwrap().keys().cloned());
+        keys.sort();
+        keys
+    };
+    let real = start_sign_in(&mut client, Some(&with_passkey.email)).await;
+    for email in [without.email.as_str(), "nobody.at.all@example.com"] {
+        let first = start_sign_in(&mut client, Some(email)).await;
+        let again = start_sign_in(&mut client, Some(email)).await;
+        assert_eq!(shape(&first), shape(&real), "{first} vs {real}");
+        assert_eq!(first["publicKey"]["allowCredentials"], again["publicKey"]["allowCredentials"], "stable per email");
+        assert_ne!(first["publicKey"]["challenge"], again["publicKey"]["challenge"]);
+    }
+}
+
 async fn json_endpoints_need_the_csrf_token_and_our_origin(app: TestApp) {
     let mut client = PasskeyClient::new(&app);
     client.get("/signin").await;
@@ -164,5 +186,6 @@ at_localhost_on_both_databases!(
     a_credential_of_another_account_is_refused,
     user_verification_is_required,
     a_removed_passkey_stops_working_at_once,
+    the_email_step_does_not_reveal_accounts,
     json_endpoints_need_the_csrf_token_and_our_origin,
 );
