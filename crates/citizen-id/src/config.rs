@@ -71,6 +71,9 @@ impl Default for SecurityLimits {
 pub struct NotifyProviderSettings {
     pub base_url: String,
     pub api_key: String,
+    /// Template name -> this Notify service's template id (see `accounts::messages::Template`).
+    #[serde(default)]
+    pub templates: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,7 +153,7 @@ impl FileConfig {
             cfg.gp_base_url = Some(v);
         }
         if let (Some(base_url), Some(api_key)) = (env("CITIZEN_ID_NOTIFY_URL"), env("CITIZEN_ID_NOTIFY_API_KEY")) {
-            cfg.notify.insert(0, NotifyProviderSettings { base_url, api_key });
+            cfg.notify.insert(0, NotifyProviderSettings { base_url, api_key, templates: Default::default() });
         }
         Ok(cfg)
     }

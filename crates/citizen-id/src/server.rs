@@ -34,7 +34,8 @@ pub fn provider_from(state: &AppState) -> anyhow::Result<Arc<dyn NotificationPro
     for (i, p) in state.settings.notify_providers.iter().enumerate() {
         let client = NotifyClient::new(http.clone(), &p.base_url, &p.api_key)
             .map_err(|e| anyhow::anyhow!("notify provider {}: {e}", i + 1))?
-            .with_name(format!("notify-{}", i + 1));
+            .with_name(format!("notify-{}", i + 1))
+            .with_templates(p.templates.clone());
         providers.push(Arc::new(client));
     }
     if providers.is_empty() {
@@ -64,11 +65,14 @@ pub async fn start_simulators() -> anyhow::Result<(String, String)> {
     Ok((format!("http://{pds_addr}"), format!("http://{gp_addr}")))
 }
 
-/// Serves `state` on `listener` and starts the workers.
-pub async fn start(state: AppState, listener: TcpListener, provider: Arc<dyn NotificationProvider>, poll: Duration) -> anyhow::Result<Running> {
+/// Serves `state` on `listener` and starts the workers (the delivery worker polls every
+/// `poll`; `None` runs no worker, for tests that drive delivery themselves).
+pub async fn start(state: AppState, listener: TcpListener, provider: Arc<dyn NotificationProvider>, poll: Option<Duration>) -> anyhow::Result<Running> {
     telemetry::init_metrics();
     let addr = listener.local_addr()?;
-    delivery::spawn_workers(state.clone(), provider, poll);
+    if let Some(poll) = poll {
+        delivery::spawn_workers(state.clone(), provider, poll);
+    }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

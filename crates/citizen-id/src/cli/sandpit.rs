@@ -123,7 +123,7 @@ pub async fn run(args: SandpitArgs) -> anyhow::Result<()> {
     let integrations = Integrations { dev_sink: Some(sink.clone()), demo: Some(demo), pds, gp };
     let state = AppState::build(settings, integrations).await?;
     ensure_demo_partner(&state, &der, &jwk).await?;
-    let running = crate::server::start(state, listener, sink, Duration::from_millis(200)).await?;
+    let running = crate::server::start(state, listener, sink, Some(Duration::from_millis(200))).await?;
     println!();
     println!("  Citizen ID sandpit is running.");
     println!();

@@ -105,6 +105,9 @@ pub struct NotifyClient {
     key: ApiKey,
     timeout: Duration,
     name: String,
+    /// Our template names to this Notify service's template ids (each Notify service has
+    /// its own ids, so a backup service has its own map). A name with no entry is sent as is.
+    templates: std::collections::HashMap<String, String>,
 }
 
 impl fmt::Debug for NotifyClient {
@@ -140,6 +143,7 @@ impl NotifyClient {
             key: ApiKey::parse(api_key)?,
             timeout: DEFAULT_TIMEOUT,
             name: "govuk-notify".to_owned(),
+            templates: Default::default(),
         })
     }
 
@@ -153,6 +157,12 @@ impl NotifyClient {
     /// (e.g. primary and backup) apart. Defaults to `"govuk-notify"`.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Maps our template names (`sign-in-code`, ...) to this service's template ids.
+    pub fn with_templates(mut self, templates: std::collections::HashMap<String, String>) -> Self {
+        self.templates = templates;
         self
     }
 
@@ -173,7 +183,7 @@ impl NotifyClient {
         let body = SendBody {
             email_address,
             phone_number,
-            template_id: &msg.template_id,
+            template_id: self.templates.get(&msg.template_id).unwrap_or(&msg.template_id),
             personalisation: &msg.personalisation,
             reference: &msg.reference,
         };

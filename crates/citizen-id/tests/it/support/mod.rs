@@ -90,27 +90,36 @@ async fn postgres_database() -> Option<String> {
 
 impl TestApp {
     pub async fn start(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1").await
+        TestApp::start_with(backend, true).await
+    }
+
+    /// A server with no delivery worker: the test delivers the outbox itself.
+    pub async fn start_without_delivery(backend: Backend) -> Option<TestApp> {
+        TestApp::start_with(backend, false).await
+    }
+
+    async fn start_with(backend: Backend, deliver: bool) -> Option<TestApp> {
+        TestApp::start_at(backend, "127.0.0.1", deliver).await
     }
 
     /// Like `start`, but the issuer is `http://localhost:{port}` (still listening on
     /// 127.0.0.1): WebAuthn needs a secure context and a relying-party id that is a domain
     /// name, which 127.0.0.1 is not. For the passkey tests.
     pub async fn start_localhost(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "localhost").await
+        TestApp::start_at(backend, "localhost", true).await
     }
 
-    async fn start_at(backend: Backend, host: &str) -> Option<TestApp> {
+    async fn start_at(backend: Backend, host: &str, deliver: bool) -> Option<TestApp> {
         citizen_id::ops::telemetry::init_logging(false);
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
             Backend::Postgres => postgres_database().await?,
         };
-        Some(TestApp::with_database(database_url, dir, host).await)
+        Some(TestApp::with_database(database_url, dir, host, deliver).await)
     }
 
-    async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str) -> TestApp {
+    async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str, deliver: bool) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{host}:{}", addr.port());
@@ -127,7 +136,7 @@ impl TestApp {
         let integrations = Integrations { dev_sink: Some(sink.clone()), demo: Some(demo), pds, gp };
         let state = AppState::build(settings, integrations).await.expect("state");
         sandpit::ensure_demo_partner(&state, &der, &jwk).await.expect("demo partner");
-        let running = citizen_id::server::start(state.clone(), listener, sink.clone(), Duration::from_millis(20)).await.expect("start");
+        let running = citizen_id::server::start(state.clone(), listener, sink.clone(), deliver.then_some(Duration::from_millis(20))).await.expect("start");
         TestApp { base, pds_sim, gp_sim, addr: running.addr, state, sink, seen: Mutex::new(HashMap::new()), _dir: dir }
     }
 
