@@ -242,4 +242,36 @@ mod tests {
         assert_eq!(names(&c), ["birthdate", "family_name", "identity_proofing_level", "nhs_number"]);
         assert!(id_token_claims(&account("P9"), &scopes("openid email")).is_empty());
     }
+
+    /// The reference's table of scopes and claims (scopes-and-claims.md), row by row:
+    /// the claims each scope releases at P0, P5 and P9. `identity_proofing_level` goes with
+    /// the demographic scopes at every level (the ID token always carries it, Table 16).
+    #[test]
+    fn claims_by_scope_and_level_follow_the_reference_table() {
+        let full = |level: &str| AccountRecord {
+            landline: Some("+441134960000".into()),
+            gp_ods_code: Some("A12345".into()),
+            phone_pds_matched: true,
+            ..account(level)
+        };
+        let creds = StoredGpCredentials { gp_user_id: "1".into(), gp_linkage_key: "K".into(), gp_ods_code: "A12345".into() };
+        #[rustfmt::skip]
+        let table: &[(&str, [&[&str]; 3])] = &[
+            ("profile", [&["identity_proofing_level"], &["birthdate", "family_name", "identity_proofing_level", "nhs_number"], &["birthdate", "family_name", "identity_proofing_level", "nhs_number"]]),
+            ("basic_demographics", [&["identity_proofing_level"], &["birthdate", "family_name", "identity_proofing_level"], &["birthdate", "family_name", "identity_proofing_level"]]),
+            ("profile_extended", [&[], &["given_name"], &["given_name"]]),
+            ("email", [&["email", "email_verified"], &["email", "email_verified"], &["email", "email_verified"]]),
+            ("phone", [&["phone_number", "phone_number_pds_matched", "phone_number_verified"]; 3]),
+            ("landline", [&["landline_number", "landline_number_verified"]; 3]),
+            ("gp_registration_details", [&[], &["gp_registration_details"], &["gp_registration_details"]]),
+            ("gp_integration_credentials", [&[], &[], &["gp_integration_credentials"]]),
+            ("client_metadata", [&["client_user_metadata"]; 3]),
+        ];
+        for (scope, by_level) in table {
+            for (level, want) in ["P0", "P5", "P9"].iter().zip(by_level) {
+                let got = user_claims(&full(level), &scopes(&format!("openid {scope}")), Some("meta"), Some(&creds));
+                assert_eq!(names(&got), *want, "{scope} at {level}");
+            }
+        }
+    }
 }

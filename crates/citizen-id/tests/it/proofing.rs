@@ -194,7 +194,46 @@ async fn one_nhs_number_one_account_even_under_concurrency(app: TestApp) {
     app.wait_for_template(&holder.email, "duplicate-account-hint").await;
 }
 
+async fn amnv_sets_phone_number_pds_matched_for_good(app: TestApp) {
+    // Oliver Bennett registers with another mobile: P5, then a code to his PDS mobile.
+    let oliver = pds::dataset::documented_patients().into_iter().find(|p| p.family_name == "Bennett").unwrap();
+    let (_, citizen, mut web) = p9_request(&app, "+447700800996").await;
+    let page = post_details(&mut web, &details(&oliver)).await;
+    assert_eq!(page.heading(), "Prove your identity to a high level");
+    let page = web.get("/prove-identity/mobile").await;
+    assert_eq!(page.heading(), "Enter the security code");
+    assert!(page.contains("ending 0002"), "the code goes to the PDS mobile");
+    let code = app.next_code(oliver.mobile.as_deref().unwrap()).await;
+    web.post("/prove-identity/mobile", &[("code", &code)]).await;
+    let account = app.state.db.account(&citizen.id).await.unwrap().unwrap();
+    assert!(account.phone_pds_matched);
+    assert_eq!(account.proofing_level, "P5", "AMNV proves the phone, not a higher level");
+    // Sticky: changing nothing about PDS later cannot clear it.
+    app.state.db.set_mobile(&citizen.id, "+447700800995", false, 0).await.unwrap();
+    assert!(app.state.db.account(&citizen.id).await.unwrap().unwrap().phone_pds_matched);
+}
+
+async fn a_restricted_record_matches_by_nhs_number_and_releases_no_contact_details(app: TestApp) {
+    let emily = pds::dataset::documented_patients().into_iter().find(|p| p.restricted).unwrap();
+    let (_, citizen, mut web) = p9_request(&app, "+447700800994").await;
+    let mut fields = details(&emily);
+    fields[5].1 = "BS1 4DJ".into();
+    let page = post_details(&mut web, &fields).await;
+    assert!(page.contains("We could not find an NHS record"), "a restricted record is not found by search");
+    let nhs = emily.nhs_number.as_str().to_string();
+    fields[6].1 = nhs.clone();
+    let page = post_details(&mut web, &fields).await;
+    assert_eq!(page.heading(), "Prove your identity to a high level");
+    let account = app.state.db.account(&citizen.id).await.unwrap().unwrap();
+    assert_eq!((account.proofing_level.as_str(), account.nhs_number.as_deref()), ("P5", Some(nhs.as_str())));
+    assert_eq!((account.postcode.as_deref(), account.gp_ods_code.as_deref()), (None, None), "no address or GP details released");
+    let page = web.get("/prove-identity/mobile").await;
+    assert_eq!(page.heading(), "We cannot send you a code", "no contact details released for AMNV either");
+}
+
 on_both_databases!(
+    amnv_sets_phone_number_pds_matched_for_good,
+    a_restricted_record_matches_by_nhs_number_and_releases_no_contact_details,
     idvm_lifts_a_matching_mobile_straight_to_p9,
     pol_lifts_p5_to_p9_and_locks_after_wrong_keys,
     wrong_linkage_keys_lock_pol_for_the_day,
