@@ -179,12 +179,14 @@ async fn authorize(state: &AppState, header: Option<&str>) -> Result<Authorized,
     let (Some(sid), Some(sub), Some(aud), Some(scope)) = (text("sid"), text("sub"), text("aud"), text("scope")) else {
         return Err(BearerError::invalid_token("The token is not an access token"));
     };
-    let grant = state.db.active_grant(sid).await?.ok_or_else(|| BearerError::invalid_token("The access token has been revoked"))?;
+    // One query: the grant must be live and its account must still exist (a deleted account
+    // takes its grants with it).
+    let (grant, account) =
+        state.db.active_grant_with_account(sid).await?.ok_or_else(|| BearerError::invalid_token("The access token has been revoked"))?;
     if grant.account_id != sub || grant.client_id != aud {
         return Err(BearerError::invalid_token("The access token is invalid"));
     }
     let scopes = ScopeSet::parse(scope).map_err(|_| BearerError::invalid_token("The access token is invalid"))?;
-    let account = state.db.account(sub).await?.ok_or_else(|| BearerError::invalid_token("The user account no longer exists"))?;
     Ok(Authorized { grant, account, scopes })
 }
 

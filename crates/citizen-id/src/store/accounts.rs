@@ -237,4 +237,25 @@ impl Db {
             .await?;
         Ok(())
     }
+
+    /// The live grant `grant_id` and its account, in one round trip (the userinfo hot path).
+    pub async fn active_grant_with_account(&self, grant_id: &str) -> StoreResult<Option<(crate::store::grants::GrantRecord, AccountRecord)>> {
+        let account_columns = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT g.id AS grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, g.vot AS grant_vot, \
+             g.auth_time AS grant_auth_time, {account_columns} FROM grants g JOIN accounts a ON a.id = g.account_id \
+             WHERE g.id = $1 AND g.revoked_at IS NULL"
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(grant_id).fetch_optional(self.pool()).await? else { return Ok(None) };
+        let account = from_row(&row)?;
+        let grant = crate::store::grants::GrantRecord {
+            id: row.try_get("grant_id")?,
+            account_id: account.id.clone(),
+            client_id: row.try_get("grant_client_id")?,
+            scope: row.try_get("grant_scope")?,
+            vot: row.try_get("grant_vot")?,
+            auth_time: row.try_get("grant_auth_time")?,
+        };
+        Ok(Some((grant, account)))
+    }
 }
