@@ -14,6 +14,8 @@
 //!    its CPU time is read from /proc before and after each phase.
 //! 5. A table, the ratios against the targets, and `target/bench-results.json`.
 //!
+//! Run as a test (`cargo test --benches`, no `--bench` argument) it does nothing.
+//!
 //! Options (after `--`): `--quick` (short phases), `--perf` (record `perf` profiles of the server
 //! for each phase into `target/perf-<phase>.data`), `--seconds S` (length of each timed phase),
 //! `--concurrency N` (requests in flight, default 32). Environment: `CITIZEN_ID_BIN` (server
@@ -57,17 +59,23 @@ struct Opts {
     perf: bool,
     seconds: f64,
     concurrency: usize,
+    /// GET /metrics every so many seconds during the run, as Prometheus would.
+    scrape_every: Option<f64>,
+    /// `cargo bench` passes `--bench`; `cargo test --benches` does not (then this does nothing).
+    bench_mode: bool,
 }
 
 fn parse_opts() -> Opts {
-    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32 };
+    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32, scrape_every: None, bench_mode: false };
     let mut seconds = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--bench" => opts.bench_mode = true,
             "--quick" => opts.quick = true,
             "--perf" => opts.perf = true,
             "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()),
+            "--scrape-every" => opts.scrape_every = args.next().and_then(|s| s.parse().ok()),
             "--concurrency" => opts.concurrency = args.next().and_then(|s| s.parse().ok()).unwrap_or(32),
             _ => {} // `--bench` and filters from cargo
         }
@@ -78,6 +86,10 @@ fn parse_opts() -> Opts {
 
 fn main() -> anyhow::Result<()> {
     let opts = parse_opts();
+    if !opts.bench_mode {
+        println!("load harness: nothing to do when run as a test; use `cargo bench --bench load`");
+        return Ok(());
+    }
     let cpus = online_cpus();
     // Before any thread exists, so every thread of this process inherits the mask.
     let pinned = cpus >= 2 && std::env::var_os("CITIZEN_ID_BENCH_NO_PIN").is_none() && pin_self(CLIENT_CPU);
@@ -428,13 +440,20 @@ async fn one_code(http: &reqwest::Client, base: &str, redirect_uri: &str) -> any
 }
 
 /// Collects `n` codes with `parallel` requests in flight; returns them and the rate.
-async fn collect_codes(http: &reqwest::Client, base: &str, redirect_uri: &str, n: usize, parallel: usize) -> anyhow::Result<(Vec<String>, f64)> {
+async fn collect_codes(
+    http: &reqwest::Client,
+    base: &str,
+    redirect_uri: &str,
+    n: usize,
+    parallel: usize,
+) -> anyhow::Result<(Vec<String>, f64)> {
     let codes = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..parallel {
-        let (http, base, redirect_uri, codes, next) = (http.clone(), base.to_string(), redirect_uri.to_string(), codes.clone(), next.clone());
+        let (http, base, redirect_uri, codes, next) =
+            (http.clone(), base.to_string(), redirect_uri.to_string(), codes.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 let code = one_code(&http, &base, &redirect_uri).await?;
@@ -487,6 +506,14 @@ struct Ctx {
     concurrency: usize,
     perf: bool,
     target: PathBuf,
+}
+
+impl PhaseResult {
+    /// Nothing else took more than 5% of the server's CPU, nor of the load generator's when the
+    /// generator itself was busy enough (over half its CPU) for that to slow it down.
+    fn quiet(&self) -> bool {
+        self.other_server_cpu <= 0.05 && (self.other_client_cpu <= 0.05 || self.client_cpu_util + self.other_client_cpu < 0.5)
+    }
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -665,8 +692,13 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let target = target_dir();
     let bin = server_binary();
     let duration = Duration::from_secs_f64(opts.seconds);
-    eprintln!("Citizen ID load harness ({} mode): {} CPUs ({}), {}", if opts.quick { "quick" } else { "full" }, cpus, cpu_model(),
-        if pinned { format!("load generator pinned to CPU {CLIENT_CPU}, server to CPU {SERVER_CPU}") } else { "no CPU pinning".into() });
+    eprintln!(
+        "Citizen ID load harness ({} mode): {} CPUs ({}), {}",
+        if opts.quick { "quick" } else { "full" },
+        cpus,
+        cpu_model(),
+        if pinned { format!("load generator pinned to CPU {CLIENT_CPU}, server to CPU {SERVER_CPU}") } else { "no CPU pinning".into() }
+    );
     if cpus < 2 || !pinned {
         eprintln!("  warning: without two pinned CPUs the client and the server share cores; figures are not comparable");
     }
@@ -726,18 +758,41 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let (codes, authorize_per_sec) = collect_codes(&browser.http, &base, &redirect_uri, warm_exchanges + timed_codes + spares, 4).await?;
     eprintln!("  {} codes from GET /authorize at {authorize_per_sec:.0}/s (4 in flight; not a target)", codes.len());
     let sign_start = Instant::now();
-    let exchanges: Vec<Exchange> =
-        codes.into_iter().map(|code| Ok(Exchange { code, assertion: demo.client_assertion(&token_endpoint)? })).collect::<anyhow::Result<_>>()?;
+    let exchanges: Vec<Exchange> = codes
+        .into_iter()
+        .map(|code| Ok(Exchange { code, assertion: demo.client_assertion(&token_endpoint)? }))
+        .collect::<anyhow::Result<_>>()?;
     eprintln!("  {} client assertions pre-signed in {:.1} s (client side, not timed)", exchanges.len(), sign_start.elapsed().as_secs_f64());
     let setup_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
 
+    let scraper = opts.scrape_every.map(|every| {
+        let (http, url) = (http.clone(), format!("{base}/metrics"));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs_f64(every)).await;
+                if let Ok(r) = http.get(&url).send().await {
+                    let _ = r.bytes().await;
+                }
+            }
+        })
+    });
+
     // 4. Timed phases.
     eprintln!("4. Timed phases ({} in flight, up to {:.0} s each):", opts.concurrency, opts.seconds);
-    let ctx = Ctx { server_pid, pinned: pin_server, ticks, concurrency: opts.concurrency, perf: opts.perf && have("perf"), target: target.clone() };
+    let ctx = Ctx {
+        server_pid,
+        pinned: pin_server,
+        ticks,
+        concurrency: opts.concurrency,
+        perf: opts.perf && have("perf"),
+        target: target.clone(),
+    };
     let (spare, exchanges) = exchanges.split_at(spares);
     let (warm, timed) = exchanges.split_at(warm_exchanges);
-    let warm: Arc<Vec<Exchange>> = Arc::new(warm.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
-    let timed: Arc<Vec<Exchange>> = Arc::new(timed.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
+    let warm: Arc<Vec<Exchange>> =
+        Arc::new(warm.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
+    let timed: Arc<Vec<Exchange>> =
+        Arc::new(timed.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
     let make_exchange_job = |items: Arc<Vec<Exchange>>| -> Job {
         let (http, url, redirect_uri) = (http.clone(), format!("{base}/token"), redirect_uri.clone());
         Arc::new(move |i| {
@@ -767,16 +822,26 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     if token_at.elapsed() > Duration::from_secs(240) {
         eprintln!("  warning: the userinfo phase outlived a comfortable access token age");
     }
-    let discovery_r = phase(&ctx, "discovery", get_job(&http, format!("{base}/.well-known/openid-configuration"), None), 1000, max_get, duration).await;
+    let discovery_r =
+        phase(&ctx, "discovery", get_job(&http, format!("{base}/.well-known/openid-configuration"), None), 1000, max_get, duration).await;
     let jwks = phase(&ctx, "jwks", get_job(&http, format!("{base}/.well-known/jwks.json"), None), 1000, max_get, duration).await;
-    drop(http);
+    if let Some(s) = scraper {
+        s.abort();
+    }
     drop(browser);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
+    // The metrics recorder keeps histogram samples until they are rendered: scrape once.
+    http.get(format!("{base}/metrics")).send().await?.bytes().await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_scrape_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
+    drop(http);
     let hwm_kib = status_kib(server_pid, "VmHWM:").unwrap_or(0);
     let threads = std::fs::read_to_string(format!("/proc/{server_pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Threads:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Threads:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     let server_pinned = server.pinned;
     drop(server);
@@ -796,39 +861,84 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let userinfo_ratio = userinfo.per_sec / USERINFO_TARGET_PER_SEC;
     let idle_ratio = mib(idle_rss_kib) / IDLE_RSS_TARGET_MIB;
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let noisy = phases.iter().any(|p| p.other_server_cpu > 0.05 || p.other_client_cpu > 0.05);
+    let noisy = phases.iter().any(|p| !p.quiet());
 
     println!();
-    println!("Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight", cpus, cpu_model(), server_pinned, opts.concurrency);
+    println!(
+        "Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight",
+        cpus,
+        cpu_model(),
+        server_pinned,
+        opts.concurrency
+    );
     println!();
-    println!("| phase      | requests | seconds |     req/s | p50 ms | p90 ms | p99 ms | server CPU | server µs/req | req/s per server core | client CPU | other CPU (server/client core) | max RSS MiB | errors |");
-    println!("|------------|---------:|--------:|----------:|-------:|-------:|-------:|-----------:|--------------:|----------------------:|-----------:|------------------------------:|------------:|-------:|");
+    println!(
+        "| phase      | requests | seconds |     req/s | p50 ms | p90 ms | p99 ms | server CPU | server µs/req | req/s per server core | client CPU | other CPU (server/client core) | max RSS MiB | errors |"
+    );
+    println!(
+        "|------------|---------:|--------:|----------:|-------:|-------:|-------:|-----------:|--------------:|----------------------:|-----------:|------------------------------:|------------:|-------:|"
+    );
     for p in phases {
         println!(
             "| {:<10} | {:>8} | {:>7.2} | {:>9.1} | {:>6.2} | {:>6.2} | {:>6.2} | {:>9.0}% | {:>13.0} | {:>21.0} | {:>9.0}% | {:>14.0}% / {:>3.0}% | {:>11.1} | {:>6} |",
-            p.name, p.requests, p.seconds, p.per_sec, p.p50_ms, p.p90_ms, p.p99_ms, p.server_cpu_util * 100.0, p.server_cpu_us_per_request,
+            p.name,
+            p.requests,
+            p.seconds,
+            p.per_sec,
+            p.p50_ms,
+            p.p90_ms,
+            p.p99_ms,
+            p.server_cpu_util * 100.0,
+            p.server_cpu_us_per_request,
             if p.server_cpu_us_per_request > 0.0 { 1e6 / p.server_cpu_us_per_request } else { 0.0 },
-            p.client_cpu_util * 100.0, p.other_server_cpu * 100.0, p.other_client_cpu * 100.0, mib(p.max_rss_kib), p.errors
+            p.client_cpu_util * 100.0,
+            p.other_server_cpu * 100.0,
+            p.other_client_cpu * 100.0,
+            mib(p.max_rss_kib),
+            p.errors
         );
     }
     println!();
     println!(
         "Baseline (one thread, before / after): sign_with {:.0} / {:.0} per s; raw RSA-2048 PKCS1-SHA512 sign {:.0} / {:.0} per s; verify {:.0}/s",
-        base_line.sign_with_per_sec, base_after.sign_with_per_sec, base_line.raw_sign_per_sec, base_after.raw_sign_per_sec, base_line.verify_per_sec
+        base_line.sign_with_per_sec,
+        base_after.sign_with_per_sec,
+        base_line.raw_sign_per_sec,
+        base_after.raw_sign_per_sec,
+        base_line.verify_per_sec
     );
     println!(
         "Exchanges: {:.1}/s vs ceiling {:.1}/s (sign_with/s ÷ {SIGNATURES_PER_EXCHANGE}) = {:.1}% (target ≥ {:.0}%): {}  [vs raw sign/s ÷ 2: {:.1}%]",
-        exchange.per_sec, exchange_ceiling, exchange_ratio * 100.0, EXCHANGE_TARGET_FRACTION * 100.0, verdict(exchange_ratio >= EXCHANGE_TARGET_FRACTION),
+        exchange.per_sec,
+        exchange_ceiling,
+        exchange_ratio * 100.0,
+        EXCHANGE_TARGET_FRACTION * 100.0,
+        verdict(exchange_ratio >= EXCHANGE_TARGET_FRACTION),
         exchange_ratio_raw * 100.0
     );
-    println!("Userinfo:  {:.0}/s vs {USERINFO_TARGET_PER_SEC:.0}/s = {:.1}%: {}", userinfo.per_sec, userinfo_ratio * 100.0, verdict(userinfo_ratio >= 1.0));
+    println!(
+        "Userinfo:  {:.0}/s vs {USERINFO_TARGET_PER_SEC:.0}/s = {:.1}%: {}",
+        userinfo.per_sec,
+        userinfo_ratio * 100.0,
+        verdict(userinfo_ratio >= 1.0)
+    );
     println!("Discovery: {:.0}/s; JWKS: {:.0}/s", discovery_r.per_sec, jwks.per_sec);
     println!(
-        "Memory (VmRSS): idle {:.1} MiB vs {IDLE_RSS_TARGET_MIB:.0} MiB = {:.1}%: {}; after setup {:.1} MiB; max under load {:.1} MiB; after load {:.1} MiB; peak (VmHWM) {:.1} MiB; {threads} threads",
-        mib(idle_rss_kib), idle_ratio * 100.0, verdict(idle_ratio < 1.0), mib(setup_rss_kib), mib(load_rss_kib), mib(after_rss_kib), mib(hwm_kib)
+        "Memory (VmRSS): idle {:.1} MiB vs {IDLE_RSS_TARGET_MIB:.0} MiB = {:.1}%: {}; after setup {:.1} MiB; max under load {:.1} MiB; after load {:.1} MiB, after a /metrics scrape {:.1} MiB; peak (VmHWM) {:.1} MiB; {threads} threads{}",
+        mib(idle_rss_kib),
+        idle_ratio * 100.0,
+        verdict(idle_ratio < 1.0),
+        mib(setup_rss_kib),
+        mib(load_rss_kib),
+        mib(after_rss_kib),
+        mib(after_scrape_rss_kib),
+        mib(hwm_kib),
+        opts.scrape_every.map(|s| format!(" (/metrics scraped every {s} s)")).unwrap_or_default()
     );
     if noisy {
-        println!("WARNING: other processes used more than 5% of the server's or the load generator's CPU during a phase (\"other CPU\"): the machine was not quiet; run again.");
+        println!(
+            "WARNING: other processes took more than 5% of the server's CPU, or of a busy load generator's, during a phase (\"other CPU\"): the machine was not quiet; run again."
+        );
     }
 
     let phase_json = |p: &PhaseResult| {
@@ -836,7 +946,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             "requests": p.requests, "errors": p.errors, "first_error": p.first_error, "seconds": p.seconds, "per_sec": p.per_sec,
             "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
             "server_cpu_utilisation": p.server_cpu_util, "server_cpu_us_per_request": p.server_cpu_us_per_request,
-            "client_cpu_utilisation": p.client_cpu_util, "other_cpu_on_server_core": p.other_server_cpu, "other_cpu_on_client_core": p.other_client_cpu, "max_rss_mib": mib(p.max_rss_kib),
+            "client_cpu_utilisation": p.client_cpu_util, "other_cpu_on_server_core": p.other_server_cpu, "other_cpu_on_client_core": p.other_client_cpu, "quiet": p.quiet(), "max_rss_mib": mib(p.max_rss_kib),
         })
     };
     let baseline_json = |b: &Baseline| {
@@ -862,7 +972,8 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         },
         "memory_mib": {
             "idle": mib(idle_rss_kib), "after_setup": mib(setup_rss_kib), "max_under_load": mib(load_rss_kib),
-            "after_load": mib(after_rss_kib), "peak_vmhwm": mib(hwm_kib), "threads": threads,
+            "after_load": mib(after_rss_kib), "after_metrics_scrape": mib(after_scrape_rss_kib), "peak_vmhwm": mib(hwm_kib), "threads": threads,
+            "metrics_scraped_every_seconds": opts.scrape_every,
         },
         "targets": {
             "exchange": { "per_sec": exchange.per_sec, "ceiling_per_sec": exchange_ceiling, "ratio": exchange_ratio, "ratio_vs_raw_sign": exchange_ratio_raw, "target_ratio": EXCHANGE_TARGET_FRACTION, "met": exchange_ratio >= EXCHANGE_TARGET_FRACTION },

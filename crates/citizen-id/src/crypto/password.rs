@@ -13,12 +13,17 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Each Argon2id computation holds 19 MiB: at most this many run at once, so a burst of
+/// sign-ins queues instead of multiplying memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// A hash computed once, used to spend the same time on unknown accounts.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hasher().hash_password(b"not a real password, only for timing").expect("hash").to_string()
 });
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _permit = HASHING.acquire().await?;
     tokio::task::spawn_blocking(move || {
         hasher().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| anyhow::anyhow!("argon2: {e}"))
     })
@@ -27,6 +32,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 
 /// Verifies `password` against `stored`; with `None`, spends the same time and returns false.
 pub async fn verify(password: String, stored: Option<String>) -> bool {
+    let Ok(_permit) = HASHING.acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         let (hash, real) = match stored {
             Some(h) => (h, true),
