@@ -10,6 +10,7 @@ use crate::integrations::notify::dev_sink::DevSink;
 use crate::integrations::pds::PdsClient;
 use crate::oidc::keys::KeyRing;
 use crate::store::Db;
+use crate::store::partners::PartnerRecord;
 
 pub struct App {
     pub settings: Settings,
@@ -26,6 +27,38 @@ pub struct App {
     pub gp: Arc<dyn GpLinkageClient>,
     /// The passkey relying party (RP id and origin from the issuer).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// Partner records read on the token endpoint's hot path, kept for `PARTNER_CACHE_TTL`.
+    partner_cache: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, PartnerRecord)>>,
+}
+
+/// How long a partner record read for client authentication is reused. A change made with
+/// `citizen-id partner update|remove` reaches every instance within this time.
+pub const PARTNER_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl App {
+    /// The partner, from a short-lived cache (client authentication runs on every token
+    /// request; the registry changes rarely).
+    pub async fn partner_cached(&self, client_id: &str) -> crate::store::StoreResult<Option<PartnerRecord>> {
+        if let Some((at, p)) = self.partner_cache.read().expect("cache lock").get(client_id) {
+            if at.elapsed() < PARTNER_CACHE_TTL {
+                return Ok(Some(p.clone()));
+            }
+        }
+        let found = self.db.partner(client_id).await?;
+        let mut cache = self.partner_cache.write().expect("cache lock");
+        match &found {
+            Some(p) => {
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(client_id.to_string(), (std::time::Instant::now(), p.clone()));
+            }
+            None => {
+                cache.remove(client_id);
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// The third parties and sandpit extras a server is built with.
@@ -54,6 +87,6 @@ impl AppState {
         let kek = KeyEncryptionKey::from_secret(&settings.key_encryption_secret);
         let keys = KeyRing::load(&db, &kek).await?;
         let webauthn = Arc::new(crate::passkeys::relying_party(&settings.issuer)?);
-        Ok(AppState(Arc::new(App { settings, db, keys, kek, dev_sink, demo, pds, gp, webauthn })))
+        Ok(AppState(Arc::new(App { settings, db, keys, kek, dev_sink, demo, pds, gp, webauthn, partner_cache: Default::default() })))
     }
 }

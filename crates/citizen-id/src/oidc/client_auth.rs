@@ -47,7 +47,7 @@ pub async fn authenticate_client(
     let assertion = check_parameters(assertion_type, assertion)?;
     let now = clock::now_secs();
     let checked = check_assertion(assertion, form_client_id, token_endpoint, now)?;
-    let partner = state.db.partner(&checked.client_id).await?.ok_or_else(|| client_error("Unknown client"))?;
+    let partner = state.partner_cached(&checked.client_id).await?.ok_or_else(|| client_error("Unknown client"))?;
     verify_signature(&checked, &partner)?;
     // RFC 7523 3 item 7: a jti may be used once; the row lives as long as the assertion is
     // accepted (its exp plus the clock skew), so purging cannot reopen the window for a replay.

@@ -30,6 +30,8 @@ pub struct NewAuthorizationCode {
 #[derive(Debug, Clone)]
 pub struct RedeemedCode {
     pub grant: GrantRecord,
+    /// The grant's account, read in the same query as the grant.
+    pub account: super::accounts::AccountRecord,
     pub client_id: String,
     pub redirect_uri: String,
     pub nonce: String,
@@ -123,9 +125,10 @@ impl Db {
             });
         };
         let grant_id: String = row.try_get("grant_id")?;
-        let Some(grant) = self.active_grant(&grant_id).await? else { return Ok(CodeRedemption::Invalid) };
+        let Some((grant, account)) = self.active_grant_with_account(&grant_id).await? else { return Ok(CodeRedemption::Invalid) };
         Ok(CodeRedemption::Redeemed(RedeemedCode {
             grant,
+            account,
             client_id: row.try_get("client_id")?,
             redirect_uri: row.try_get("redirect_uri")?,
             nonce: row.try_get("nonce")?,
