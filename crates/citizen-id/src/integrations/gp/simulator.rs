@@ -28,8 +28,9 @@ use axum::{Json, Router};
 use domain::NhsNumber;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::integrations::fault_injection::{self, FaultControl};
 use super::wire::{self, CreateRequest, ErrorBody, VerifyRequest, VerifyResponse};
 use super::{GpCredentials, LinkageRecord, parse_ods_code};
 
@@ -81,7 +82,7 @@ pub fn router(seed: Vec<LinkageRecord>) -> (Router, SimHandle) {
         .route("/practices/{ods}/linkage-keys", post(create))
         .route("/practices/{ods}/linkage-keys/verify", post(verify))
         .route("/practices/{ods}/linkage-keys/{nhs}", get(retrieve))
-        .route("/_sim/mode", get(get_mode).post(set_mode))
+        .route("/_sim/mode", get(fault_injection::get_mode::<SimHandle>).post(fault_injection::set_mode::<SimHandle>))
         .route("/_sim/records", get(list_records))
         .with_state(handle.clone());
     (router, handle)
@@ -315,22 +316,17 @@ async fn verify(
     reply(&rid, StatusCode::OK, VerifyResponse { matched })
 }
 
-#[derive(Deserialize)]
-struct ModeRequest {
-    mode: SimMode,
-    delay_ms: Option<u64>,
-}
-
-async fn set_mode(State(h): State<SimHandle>, Json(req): Json<ModeRequest>) -> Json<Value> {
-    if let Some(ms) = req.delay_ms {
-        h.set_slow_delay(Duration::from_millis(ms));
+impl FaultControl for SimHandle {
+    type Mode = SimMode;
+    fn mode(&self) -> SimMode {
+        SimHandle::mode(self)
     }
-    h.set_mode(req.mode);
-    Json(json!({ "mode": req.mode }))
-}
-
-async fn get_mode(State(h): State<SimHandle>) -> Json<Value> {
-    Json(json!({ "mode": h.mode() }))
+    fn set_mode(&self, mode: SimMode) {
+        SimHandle::set_mode(self, mode)
+    }
+    fn set_slow_delay(&self, delay: Duration) {
+        SimHandle::set_slow_delay(self, delay)
+    }
 }
 
 async fn list_records(State(h): State<SimHandle>) -> Json<Vec<LinkageRecord>> {

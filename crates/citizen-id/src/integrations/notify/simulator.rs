@@ -26,6 +26,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::integrations::fault_injection::{self, FaultControl};
 use super::{Channel, jwt};
 
 mod wire;
@@ -105,7 +106,7 @@ impl NotifySimulator {
             .route("/v2/notifications/sms", post(send_sms))
             .route("/v2/notifications/{id}", get(get_notification))
             .route("/_sim/messages", get(list_messages))
-            .route("/_sim/mode", get(get_mode).post(set_mode))
+            .route("/_sim/mode", get(fault_injection::get_mode::<SimulatorHandle>).post(fault_injection::set_mode::<SimulatorHandle>))
             .with_state(handle.clone());
         (router, handle)
     }
@@ -280,20 +281,15 @@ async fn list_messages(State(h): State<SimulatorHandle>) -> Json<Vec<SimMessage>
     Json(h.messages())
 }
 
-#[derive(Deserialize)]
-struct ModeRequest {
-    mode: SimMode,
-    delay_ms: Option<u64>,
-}
-
-async fn set_mode(State(h): State<SimulatorHandle>, Json(req): Json<ModeRequest>) -> Json<Value> {
-    if let Some(ms) = req.delay_ms {
-        h.set_slow_delay(Duration::from_millis(ms));
+impl FaultControl for SimulatorHandle {
+    type Mode = SimMode;
+    fn mode(&self) -> SimMode {
+        SimulatorHandle::mode(self)
     }
-    h.set_mode(req.mode);
-    Json(json!({ "mode": req.mode }))
-}
-
-async fn get_mode(State(h): State<SimulatorHandle>) -> Json<Value> {
-    Json(json!({ "mode": h.mode() }))
+    fn set_mode(&self, mode: SimMode) {
+        SimulatorHandle::set_mode(self, mode)
+    }
+    fn set_slow_delay(&self, delay: Duration) {
+        SimulatorHandle::set_slow_delay(self, delay)
+    }
 }

@@ -38,8 +38,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use domain::NhsNumber;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
+use crate::integrations::fault_injection::{self, FaultControl};
 use super::{PdsPatient, dataset};
 use handlers::{read, search, update};
 use store::Store;
@@ -108,7 +108,7 @@ pub fn router(patients: impl IntoIterator<Item = PdsPatient>) -> (Router, SimHan
     let router = Router::new()
         .route("/Patient", get(search))
         .route("/Patient/{id}", get(read).patch(update))
-        .route("/_sim/mode", get(get_mode).post(set_mode))
+        .route("/_sim/mode", get(fault_injection::get_mode::<SimHandle>).post(fault_injection::set_mode::<SimHandle>))
         .route("/_sim/requests", get(list_requests))
         .with_state(handle.clone());
     (router, handle)
@@ -211,22 +211,17 @@ impl SimHandle {
     }
 }
 
-#[derive(Deserialize)]
-struct ModeRequest {
-    mode: SimMode,
-    delay_ms: Option<u64>,
-}
-
-async fn set_mode(State(h): State<SimHandle>, Json(req): Json<ModeRequest>) -> Json<Value> {
-    if let Some(ms) = req.delay_ms {
-        h.set_slow_delay(Duration::from_millis(ms));
+impl FaultControl for SimHandle {
+    type Mode = SimMode;
+    fn mode(&self) -> SimMode {
+        SimHandle::mode(self)
     }
-    h.set_mode(req.mode);
-    Json(json!({ "mode": req.mode }))
-}
-
-async fn get_mode(State(h): State<SimHandle>) -> Json<Value> {
-    Json(json!({ "mode": h.mode() }))
+    fn set_mode(&self, mode: SimMode) {
+        SimHandle::set_mode(self, mode)
+    }
+    fn set_slow_delay(&self, delay: Duration) {
+        SimHandle::set_slow_delay(self, delay)
+    }
 }
 
 async fn list_requests(State(h): State<SimHandle>) -> Json<Vec<String>> {
