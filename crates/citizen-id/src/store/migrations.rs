@@ -15,37 +15,24 @@ struct Migration {
     postgres: &'static str,
 }
 
+/// One migration: the same file name in both backends' folders.
+macro_rules! migration {
+    ($version:expr, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!("../../migrations/sqlite/", $name, ".sql")),
+            postgres: include_str!(concat!("../../migrations/postgres/", $name, ".sql")),
+        }
+    };
+}
+
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "0001_foundation",
-        sqlite: include_str!("../../migrations/sqlite/0001_foundation.sql"),
-        postgres: include_str!("../../migrations/postgres/0001_foundation.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "0002_proofing",
-        sqlite: include_str!("../../migrations/sqlite/0002_proofing.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_proofing.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "0003_passkeys",
-        sqlite: include_str!("../../migrations/sqlite/0003_passkeys.sql"),
-        postgres: include_str!("../../migrations/postgres/0003_passkeys.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "0004_id_tokens",
-        sqlite: include_str!("../../migrations/sqlite/0004_id_tokens.sql"),
-        postgres: include_str!("../../migrations/postgres/0004_id_tokens.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "0005_audit_erasure",
-        sqlite: include_str!("../../migrations/sqlite/0005_audit_erasure.sql"),
-        postgres: include_str!("../../migrations/postgres/0005_audit_erasure.sql"),
-    },
+    migration!(1, "0001_foundation"),
+    migration!(2, "0002_proofing"),
+    migration!(3, "0003_passkeys"),
+    migration!(4, "0004_id_tokens"),
+    migration!(5, "0005_audit_erasure"),
 ];
 
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {
