@@ -108,8 +108,3 @@ fn untrusted(ctx: &Ctx, reason: &str) -> Response {
         None,
     )
 }
-
-/// Keeps the pending request when a citizen opens `/signin` directly from a partner flow.
-pub fn pending(ctx: &Ctx) -> Option<&AuthorizeRequest> {
-    ctx.session.data.pending.as_ref()
-}

@@ -33,6 +33,17 @@ pub async fn signed_in(mut ctx: Ctx, here: &str) -> Result<(Ctx, AccountRecord),
     }
 }
 
+/// A settings form page, for a signed-in citizen only.
+pub async fn signed_in_form(ctx: Ctx, here: &str, f: Form) -> Response {
+    match signed_in(ctx, here).await {
+        Ok((ctx, _)) => {
+            let page = ctx.page();
+            ctx.finish(form(page, StatusCode::OK, f)).await
+        }
+        Err(r) => r,
+    }
+}
+
 pub async fn posted(ctx: &Ctx, body: &Bytes) -> Result<FormData, Response> {
     let data = forms::parse(&ctx.page(), body)?;
     if !check_csrf(&ctx.session, &data, &ctx.headers, &ctx.state.settings.issuer) {
@@ -186,12 +197,7 @@ fn delete_form() -> Form {
 }
 
 pub async fn get_delete(ctx: Ctx) -> Response {
-    let (ctx, _) = match signed_in(ctx, "/settings/delete").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let page = ctx.page();
-    ctx.finish(form(page, StatusCode::OK, delete_form())).await
+    signed_in_form(ctx, "/settings/delete", delete_form()).await
 }
 
 /// Deletion needs a fresh sign-in: the password now, or (for passwordless accounts) a sign-in

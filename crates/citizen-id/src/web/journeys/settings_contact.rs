@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use domain::{Email, LandlineNumber, MobileNumber, ProofingLevel};
 
-use super::settings::{posted, render_settings, signed_in};
+use super::settings::{posted, render_settings, signed_in, signed_in_form};
 use crate::accounts::codes::{self, Purpose, SendOutcome};
 use crate::accounts::journey::Journey;
 use crate::accounts::messages::{Template, compose};
@@ -44,12 +44,7 @@ fn code_form(action: &'static str, sent_to: &str) -> Form {
 }
 
 pub async fn get_email(ctx: Ctx) -> Response {
-    let (ctx, _) = match signed_in(ctx, "/settings/email").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let page = ctx.page();
-    ctx.finish(form(page, StatusCode::OK, email_form())).await
+    signed_in_form(ctx, "/settings/email", email_form()).await
 }
 
 pub async fn post_email(ctx: Ctx, body: Bytes) -> Response {
@@ -221,12 +216,7 @@ fn landline_form() -> Form {
 }
 
 pub async fn get_landline(ctx: Ctx) -> Response {
-    let (ctx, _) = match signed_in(ctx, "/settings/landline").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let page = ctx.page();
-    ctx.finish(form(page, StatusCode::OK, landline_form())).await
+    signed_in_form(ctx, "/settings/landline", landline_form()).await
 }
 
 /// A landline cannot receive a text message, so it is stored as given and released with
