@@ -5,8 +5,11 @@
 //! The checks run cheapest first and touch the database last: the `jti` is recorded only once
 //! the signature is proven, so nobody can fill the replay table without the partner's key.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
 use aws_lc_rs::rsa::{PublicEncryptingKey, PublicKey, PublicKeyComponents};
-use aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA512;
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA512};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -24,6 +27,8 @@ pub const CLOCK_SKEW_SECS: i64 = 60;
 /// An assertion may not live longer than this (seconds): it bounds the replay table.
 pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 600;
 const MAX_JTI_CHARS: usize = 256;
+/// Parsed partner keys kept in memory (each about 1 KiB); far more than there are partners.
+const MAX_PARSED_KEYS: usize = 4096;
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
 
@@ -171,9 +176,25 @@ pub fn signed_by_partner(partner: &PartnerRecord, kid: Option<&str>, signing_inp
         (Some(wanted), Some(registered)) => wanted == registered,
         _ => true,
     });
-    candidates
-        .filter_map(components_from_jwk)
-        .any(|key| key.verify(&RSA_PKCS1_2048_8192_SHA512, signing_input.as_bytes(), signature).is_ok())
+    candidates.filter_map(parsed_key).any(|key| key.verify_sig(signing_input.as_bytes(), signature).is_ok())
+}
+
+/// A registered RS512 key, parsed once per process and reused: parsing (and the RSA
+/// Montgomery set-up that comes with a fresh key) costs about as much as a verification.
+/// Keyed by the JWK's modulus and exponent, so an updated registration is a new entry.
+fn parsed_key(jwk: &Value) -> Option<Arc<ParsedPublicKey>> {
+    static PARSED: LazyLock<RwLock<HashMap<(String, String), Arc<ParsedPublicKey>>>> = LazyLock::new(Default::default);
+    let id = (jwk.get("n")?.as_str()?.to_string(), jwk.get("e")?.as_str()?.to_string());
+    if let Some(key) = PARSED.read().expect("key cache lock").get(&id) {
+        return Some(key.clone());
+    }
+    let key = Arc::new(components_from_jwk(jwk)?.to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA512).ok()?);
+    let mut cache = PARSED.write().expect("key cache lock");
+    if cache.len() >= MAX_PARSED_KEYS {
+        cache.clear();
+    }
+    cache.insert(id, key.clone());
+    Some(key)
 }
 
 /// Converts a partner's public key, as supplied at registration, to the JWK we store:

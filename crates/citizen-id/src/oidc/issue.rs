@@ -78,6 +78,7 @@ pub async fn issue_code(state: &AppState, request: &AuthorizeRequest, auth: &Aut
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
         expires_at: now + state.settings.lifetimes.authorization_code,
+        id_token_jti: random_token(16),
     };
     state.db.insert_grant_with_code(&grant, &new_code, now).await?;
     metrics::counter!("citizen_id_sign_ins_total", "client_id" => request.client_id.clone()).increment(1);

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512};
+use aws_lc_rs::signature::{KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -23,7 +23,9 @@ struct LoadedKey {
     kid: String,
     /// `None` for a retired key: it only verifies.
     signer: Option<KeyPair>,
-    public: PublicKeyComponents<Vec<u8>>,
+    /// Parsed once: building the RSA key (and its Montgomery context) per verification would
+    /// cost about as much again as the verification itself.
+    verifier: ParsedPublicKey,
     jwk: Value,
 }
 
@@ -67,14 +69,16 @@ impl KeyRing {
         let mut loaded = Vec::with_capacity(records.len());
         for r in records {
             let jwk: Value = serde_json::from_str(&r.public_jwk)?;
-            let public = components_from_jwk(&jwk).ok_or_else(|| anyhow::anyhow!("stored JWK {} is malformed", r.kid))?;
+            let verifier = components_from_jwk(&jwk)
+                .and_then(|c| c.to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA512).ok())
+                .ok_or_else(|| anyhow::anyhow!("stored JWK {} is malformed", r.kid))?;
             let signer = if r.retired_at.is_none() {
                 let der = kek.open(&sealing_context(&r.kid), &r.sealed_private_key)?;
                 Some(KeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("signing key {}: {e}", r.kid))?)
             } else {
                 None
             };
-            loaded.push(Arc::new(LoadedKey { kid: r.kid, signer, public, jwk }));
+            loaded.push(Arc::new(LoadedKey { kid: r.kid, signer, verifier, jwk }));
         }
         *self.keys.write().expect("key ring lock") = loaded;
         Ok(())
@@ -112,7 +116,7 @@ impl KeyRing {
             let keys = self.keys.read().expect("key ring lock");
             keys.iter().find(|k| k.kid == kid).cloned().ok_or(JwtError::UnknownKey)?
         };
-        key.public.verify(&RSA_PKCS1_2048_8192_SHA512, signing_input.as_bytes(), &sig).map_err(|_| JwtError::Signature)?;
+        key.verifier.verify_sig(signing_input.as_bytes(), &sig).map_err(|_| JwtError::Signature)?;
         Ok(claims)
     }
 }

@@ -19,7 +19,6 @@ use crate::state::AppState;
 use crate::store::accounts::AccountRecord;
 use crate::store::audit::AuditEvent;
 use crate::store::grants::{CodeRedemption, GrantRecord, RedeemedCode, RefreshRotation};
-use crate::store::id_tokens::IdTokenRecord;
 use crate::store::partners::PartnerRecord;
 use crate::store::StoreError;
 
@@ -157,7 +156,8 @@ async fn authorization_code_grant(
     code_verifier: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let now = clock::now_ms();
-    let redeemed = match state.db.redeem_code(&sha256_hex(code), now).await? {
+    let id_token_expires_at = (now / 1000 + state.settings.lifetimes.id_token / 1000) * 1000;
+    let redeemed = match state.db.redeem_code(&sha256_hex(code), now, id_token_expires_at).await? {
         CodeRedemption::Redeemed(r) => r,
         // Spec Table 3: a code used twice is denied; the store has revoked its grant
         // (RFC 6749 4.1.2: "SHOULD revoke ... all tokens previously issued based on that code").
@@ -176,31 +176,16 @@ async fn authorization_code_grant(
     let account = redeemed.account.clone();
     let scopes = ScopeSet::parse(&grant.scope).map_err(|e| server_error(format!("stored grant scope: {e}")))?;
     let access_token = sign(state, &access_token_claims(&state.settings, grant, &account, &scopes, now))?;
-    let id_claims = id_token_claims(&state.settings, grant, &account, &scopes, &redeemed.nonce, now);
+    // The ID token's jti and expiry are recorded on the code row (for single sign-on by
+    // asserted_login_identity, `oidc::asserted_identity`); nothing more to write for it.
+    let mut id_claims = id_token_claims(&state.settings, grant, &account, &scopes, &redeemed.nonce, now);
+    id_claims.insert("jti".into(), json!(redeemed.id_token_jti));
     let id_token = sign(state, &id_claims)?;
-    record_id_token(state, grant, &id_claims).await?;
     let refresh_token = if partner.refresh_tokens { Some(new_refresh_token(state, grant, now).await?) } else { None };
     // Routine issuance is not an audit event: the grant, ID token and refresh token rows record
     // it durably already, and the hash-chained audit write is the costliest statement of the
     // exchange. Sign-ins, replays and reuse (the security events) are audited.
     Ok(response(state, access_token, Some(id_token), refresh_token, &scopes))
-}
-
-/// Records the ID token by its `jti`, so partner 1 can later name it in an
-/// `asserted_login_identity` for partner 2 (spec Table 1; `oidc::asserted_identity`).
-async fn record_id_token(state: &AppState, grant: &GrantRecord, id_claims: &Map<String, Value>) -> Result<(), OAuthError> {
-    let jti = id_claims.get("jti").and_then(Value::as_str).ok_or_else(|| server_error("ID token without jti"))?;
-    let exp = id_claims.get("exp").and_then(Value::as_i64).ok_or_else(|| server_error("ID token without exp"))?;
-    let record = IdTokenRecord {
-        jti: jti.to_string(),
-        grant_id: grant.id.clone(),
-        account_id: grant.account_id.clone(),
-        client_id: grant.client_id.clone(),
-        auth_time: grant.auth_time,
-        vot: grant.vot.clone(),
-        expires_at: exp.saturating_mul(1000),
-    };
-    Ok(state.db.insert_id_token(&record).await?)
 }
 
 /// What binds a code to this request: the client it was issued to (RFC 6749 4.1.3), the
@@ -457,6 +442,7 @@ pub(crate) mod tests {
             nonce: "n-1".into(),
             code_challenge: challenge.map(String::from),
             expires_at: now + 600_000,
+            id_token_jti: random_token(16),
         };
         state.db.insert_grant_with_code(&grant, &new, now).await.unwrap();
         code
@@ -586,9 +572,16 @@ pub(crate) mod tests {
         assert_eq!((recorded.grant_id.as_str(), recorded.account_id.as_str(), recorded.client_id.as_str()), ("g1", "acct-1", "rp"));
         assert_eq!((recorded.auth_time, recorded.vot.as_str()), (id["auth_time"].as_i64().unwrap(), "P0.Cp.Cd"));
         assert_eq!(recorded.expires_at, id["exp"].as_i64().unwrap() * 1000);
+        // Purging keeps the spent code while its ID token lives (past the code's own 10 minutes).
+        state.db.purge_expired(clock::now_ms() + 11 * 60_000).await.unwrap();
+        assert!(state.db.live_id_token(&recorded.jti, 0).await.unwrap().is_some(), "kept for single sign-on");
         // A replay is refused and revokes the grant.
         assert_eq!(err(exchange(&state, form(&code_form(&code, &[]), &key)).await), "invalid_grant");
         assert!(state.db.active_grant("g1").await.unwrap().is_none());
+        // Once the ID token has expired, the code row goes too.
+        state.db.purge_expired(recorded.expires_at + 1).await.unwrap();
+        let codes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM authorization_codes").fetch_one(state.db.pool()).await.unwrap();
+        assert_eq!(codes, 0, "purged");
     }
 
     #[tokio::test]

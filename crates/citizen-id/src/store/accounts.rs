@@ -240,13 +240,16 @@ impl Db {
 
     /// The live grant `grant_id` and its account, in one round trip (the userinfo hot path).
     pub async fn active_grant_with_account(&self, grant_id: &str) -> StoreResult<Option<(crate::store::grants::GrantRecord, AccountRecord)>> {
-        let account_columns = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT g.id AS grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, g.vot AS grant_vot, \
-             g.auth_time AS grant_auth_time, {account_columns} FROM grants g JOIN accounts a ON a.id = g.account_id \
-             WHERE g.id = $1 AND g.revoked_at IS NULL"
-        );
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(grant_id).fetch_optional(self.pool()).await? else { return Ok(None) };
+        // Built once: this is the query behind every userinfo request and token exchange.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let account_columns = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
+            format!(
+                "SELECT g.id AS grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, g.vot AS grant_vot, \
+                 g.auth_time AS grant_auth_time, {account_columns} FROM grants g JOIN accounts a ON a.id = g.account_id \
+                 WHERE g.id = $1 AND g.revoked_at IS NULL"
+            )
+        });
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(grant_id).fetch_optional(self.pool()).await? else { return Ok(None) };
         let account = from_row(&row)?;
         let grant = crate::store::grants::GrantRecord {
             id: row.try_get("grant_id")?,

@@ -24,6 +24,8 @@ pub struct NewAuthorizationCode {
     pub nonce: String,
     pub code_challenge: Option<String>,
     pub expires_at: i64,
+    /// The `jti` of the ID token this code's redemption will issue.
+    pub id_token_jti: String,
 }
 
 /// What a consumed code carries to the token endpoint.
@@ -36,6 +38,8 @@ pub struct RedeemedCode {
     pub redirect_uri: String,
     pub nonce: String,
     pub code_challenge: Option<String>,
+    /// The `jti` the ID token must carry (recorded with the code for single sign-on).
+    pub id_token_jti: String,
 }
 
 #[derive(Debug)]
@@ -83,8 +87,8 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, nonce, code_challenge, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, nonce, code_challenge, expires_at, id_token_jti) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&code.code_hash)
         .bind(&grant.id)
@@ -93,21 +97,24 @@ impl Db {
         .bind(&code.nonce)
         .bind(&code.code_challenge)
         .bind(code.expires_at)
+        .bind(&code.id_token_jti)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Consumes a code in one atomic statement; a second use revokes the grant.
-    pub async fn redeem_code(&self, code_hash: &str, now: i64) -> StoreResult<CodeRedemption> {
+    /// Consumes a code in one atomic statement, recording when the ID token it issues expires
+    /// (`id_token_expires_at`, unix ms); a second use revokes the grant.
+    pub async fn redeem_code(&self, code_hash: &str, now: i64, id_token_expires_at: i64) -> StoreResult<CodeRedemption> {
         let row = sqlx::query(
-            "UPDATE authorization_codes SET consumed_at = $2 \
+            "UPDATE authorization_codes SET consumed_at = $2, id_token_expires_at = $3 \
              WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
-             RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge",
+             RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti",
         )
         .bind(code_hash)
         .bind(now)
+        .bind(id_token_expires_at)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
@@ -133,6 +140,7 @@ impl Db {
             redirect_uri: row.try_get("redirect_uri")?,
             nonce: row.try_get("nonce")?,
             code_challenge: row.try_get("code_challenge")?,
+            id_token_jti: row.try_get("id_token_jti")?,
         }))
     }
 

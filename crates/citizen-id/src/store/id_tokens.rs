@@ -2,7 +2,8 @@
 //! (Federation spec Table 1, `asserted_login_identity`) needs to look up.
 //!
 //! Partner 1 hands partner 2 a JWT whose `code` is the `jti` of an ID token we issued to
-//! partner 1; `id_tokens` lets us find that token's citizen, grant and sign-in again. Every
+//! partner 1. That jti is recorded on the authorization code whose redemption issued the token
+//! (with the token's expiry), which leads to the token's citizen, grant and sign-in again. Every
 //! assertion's (`iss`, `jti`) is recorded once in `asserted_identity_jtis`, so a second use is
 //! seen as a replay. Times are unix ms, except `auth_time`: unix seconds, as in `grants`.
 
@@ -10,7 +11,7 @@ use sqlx::Row as _;
 
 use super::{Db, StoreResult};
 
-/// An ID token as recorded when the token endpoint signs it.
+/// An ID token as recorded with the code that issued it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdTokenRecord {
     pub jti: String,
@@ -27,32 +28,15 @@ pub struct IdTokenRecord {
 }
 
 impl Db {
-    /// Records an issued ID token.
-    pub async fn insert_id_token(&self, token: &IdTokenRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO id_tokens (jti, grant_id, account_id, client_id, auth_time, vot, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&token.jti)
-        .bind(&token.grant_id)
-        .bind(&token.account_id)
-        .bind(&token.client_id)
-        .bind(token.auth_time)
-        .bind(&token.vot)
-        .bind(token.expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// The ID token `jti`, only while it is genuine and usable: not expired at `now`, and its
     /// grant not revoked (a replayed code, a reused refresh token or a withdrawn consent ends
     /// it). `None` otherwise, whichever the reason.
     pub async fn live_id_token(&self, jti: &str, now: i64) -> StoreResult<Option<IdTokenRecord>> {
         let row = sqlx::query(
-            "SELECT t.jti, t.grant_id, t.account_id, t.client_id, t.auth_time, t.vot, t.expires_at \
-             FROM id_tokens t JOIN grants g ON g.id = t.grant_id \
-             WHERE t.jti = $1 AND t.expires_at > $2 AND g.revoked_at IS NULL",
+            "SELECT c.id_token_jti AS jti, c.grant_id, g.account_id, g.client_id, g.auth_time, g.vot, \
+             c.id_token_expires_at AS expires_at \
+             FROM authorization_codes c JOIN grants g ON g.id = c.grant_id \
+             WHERE c.id_token_jti = $1 AND c.id_token_expires_at > $2 AND g.revoked_at IS NULL",
         )
         .bind(jti)
         .bind(now)

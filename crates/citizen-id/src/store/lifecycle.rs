@@ -25,7 +25,6 @@ pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
     ("consents", "account_id"),
     ("client_user_metadata", "account_id"),
     ("grants", "account_id"),
-    ("id_tokens", "account_id"),
     ("passkeys", "account_id"),
     ("webauthn_ceremonies", "account_id"),
 ];

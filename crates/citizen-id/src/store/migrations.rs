@@ -33,6 +33,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_passkeys"),
     migration!(4, "0004_id_tokens"),
     migration!(5, "0005_audit_erasure"),
+    migration!(6, "0006_id_token_on_code"),
 ];
 
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {

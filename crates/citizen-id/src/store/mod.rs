@@ -23,9 +23,12 @@ pub mod sessions;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection as _, Executor};
 
 pub use sqlx::any::AnyRow as Row;
+
+/// A pooled connection idle longer than this is pinged before use (see `Db::connect`).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// Which SQL dialect the pool speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,20 @@ impl Db {
         };
         let options = AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(3))
+            // sqlx pings every idle connection before handing it out by default: a second round
+            // trip (to SQLite's worker thread, or to PostgreSQL) per statement. A connection used
+            // moments ago is known to be alive; only one idle for a while is checked first (as
+            // HikariCP's alive-bypass window does). A connection that dies in between fails one
+            // statement (503, "try again") and is discarded.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IF_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .max_connections(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
@@ -126,10 +143,10 @@ impl Db {
             "DELETE FROM one_time_codes WHERE expires_at < $1",
             "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1",
             "DELETE FROM client_assertions WHERE expires_at < $1",
-            "DELETE FROM authorization_codes WHERE expires_at < $1",
+            // A consumed code stays while the ID token it issued lives (single sign-on looks it up).
+            "DELETE FROM authorization_codes WHERE expires_at < $1 AND (id_token_expires_at IS NULL OR id_token_expires_at < $1)",
             "DELETE FROM refresh_tokens WHERE expires_at < $1",
             "DELETE FROM remembered_devices WHERE expires_at < $1",
-            "DELETE FROM id_tokens WHERE expires_at < $1",
             "DELETE FROM asserted_identity_jtis WHERE expires_at < $1",
             "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
         ] {

@@ -24,7 +24,7 @@ impl FromRequestParts<AppState> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
-        let nonce = parts.extensions.get::<CspNonce>().map(|n| n.0.clone()).unwrap_or_default();
+        let nonce = parts.extensions.get::<CspNonce>().map(CspNonce::value).unwrap_or_default();
         let ip = parts.extensions.get::<ClientIp>().map(|c| c.0.clone()).unwrap_or_else(|| "unknown".into());
         let page = PageContext { nonce: nonce.clone(), ..PageContext::default() };
         let session = Session::load(state, &parts.headers).await.map_err(|e| unavailable(page, &e))?;

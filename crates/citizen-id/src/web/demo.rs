@@ -51,7 +51,7 @@ struct DemoState {
 const COOKIE: &str = "cid_demo";
 
 fn page(headers_nonce: Option<axum::Extension<CspNonce>>) -> PageContext {
-    PageContext { nonce: headers_nonce.map(|n| n.0.0).unwrap_or_default(), csrf: String::new(), signed_in: false }
+    PageContext { nonce: headers_nonce.map(|n| n.0.value()).unwrap_or_default(), csrf: String::new(), signed_in: false }
 }
 
 pub async fn get_demo(State(state): State<AppState>, nonce: Option<axum::Extension<CspNonce>>) -> Response {

@@ -1,6 +1,8 @@
 //! Cross-cutting layers: security headers with a per-request CSP nonce, request ids, metrics.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -11,9 +13,27 @@ use axum::response::Response;
 use crate::crypto::random_token;
 use crate::state::AppState;
 
-/// The nonce that lets this response's own scripts run under the CSP.
-#[derive(Debug, Clone)]
-pub struct CspNonce(pub String);
+/// The nonce that lets this response's own scripts run under the CSP. Made on first use: a
+/// response that never asked for one (every JSON endpoint) gets a policy that allows no script.
+#[derive(Debug, Clone, Default)]
+pub struct CspNonce(Arc<OnceLock<String>>);
+
+impl CspNonce {
+    pub fn value(&self) -> String {
+        self.0.get_or_init(|| random_token(16)).clone()
+    }
+
+    fn issued(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// The page policy with a script nonce, or with no scripts at all when none was issued.
+const CSP_BEFORE_SCRIPT: &str = "default-src 'self'; script-src ";
+const CSP_AFTER_SCRIPT: &str = "; style-src 'self'; img-src 'self' data:; font-src 'self' https://assets.nhs.uk; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+const CSP_WITHOUT_SCRIPTS: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
+     font-src 'self' https://assets.nhs.uk; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// An opaque id tying a request's log lines together (also echoed to the client).
 #[derive(Debug, Clone)]
@@ -25,7 +45,7 @@ pub struct RequestId(pub String);
 pub struct ClientIp(pub String);
 
 pub async fn security_headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let nonce = random_token(16);
+    let nonce = CspNonce::default();
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -42,7 +62,7 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
         .and_then(|v| v.split(',').next())
         .map(|v| v.trim().to_string());
     let ip = forwarded.or(peer).unwrap_or_else(|| "unknown".to_string());
-    req.extensions_mut().insert(CspNonce(nonce.clone()));
+    req.extensions_mut().insert(nonce.clone());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(ClientIp(ip));
 
@@ -50,11 +70,11 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
     let mut res = tracing::Instrument::instrument(next.run(req), span).await;
 
     let h = res.headers_mut();
-    let csp = format!(
-        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic'; style-src 'self'; img-src 'self' data:; \
-         font-src 'self' https://assets.nhs.uk; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-    );
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_str(&csp).expect("ascii"));
+    let csp = match nonce.issued() {
+        Some(n) => HeaderValue::from_str(&format!("{CSP_BEFORE_SCRIPT}'nonce-{n}' 'strict-dynamic'{CSP_AFTER_SCRIPT}")).expect("ascii"),
+        None => HeaderValue::from_static(CSP_WITHOUT_SCRIPTS),
+    };
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // Codes and states travel in URLs: never leak them to other sites through Referer. (Not
@@ -70,14 +90,33 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
     res
 }
 
-/// Counts requests by route and status and records latency.
+/// Counts requests by route and status and records latency. The label values come from small
+/// fixed sets (the router's routes, HTTP methods, status codes), interned once each so a
+/// request allocates nothing here.
 pub async fn record_metrics(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| intern(p.as_str()));
+    let method = intern(req.method().as_str());
     let started = Instant::now();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("citizen_id_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    let status = intern(res.status().as_str());
+    metrics::counter!("citizen_id_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
     metrics::histogram!("citizen_id_http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     res
+}
+
+/// A `'static` copy of a label value. Only route templates, method names and status codes come
+/// here (never anything a client chooses freely: unmatched paths are "unmatched", and hyper
+/// refuses methods over a small length), and the set is capped besides.
+fn intern(value: &str) -> &'static str {
+    static INTERNED: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(Default::default);
+    if let Some(found) = INTERNED.read().expect("intern lock").get(value) {
+        return found;
+    }
+    let mut set = INTERNED.write().expect("intern lock");
+    if set.len() >= 1024 {
+        return "other";
+    }
+    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
 }

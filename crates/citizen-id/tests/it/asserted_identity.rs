@@ -163,14 +163,14 @@ async fn refuses_assertions_naming_an_unusable_id_token(app: TestApp) {
     assert_eq!(page.heading(), "Sign in");
 
     // An ID token past its expiry.
-    sqlx::query("UPDATE id_tokens SET expires_at = $1 WHERE jti = $2")
+    sqlx::query("UPDATE authorization_codes SET id_token_expires_at = $1 WHERE id_token_jti = $2")
         .bind(citizen_id::clock::now_ms() - 1000)
         .bind(&jti)
         .execute(app.state.db.pool())
         .await
         .unwrap();
     assert_eq!(error_for(&app, &sso, &good_assertion(&sso), "unknown, expired or revoked").await.as_deref(), Some("sso_login_required"), "expired ID token");
-    sqlx::query("UPDATE id_tokens SET expires_at = $1 WHERE jti = $2")
+    sqlx::query("UPDATE authorization_codes SET id_token_expires_at = $1 WHERE id_token_jti = $2")
         .bind(citizen_id::clock::now_ms() + 3_600_000)
         .bind(&jti)
         .execute(app.state.db.pool())

@@ -101,6 +101,10 @@ async fn responses_carry_security_headers(app: TestApp) {
     let html = res.text().await.unwrap();
     let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
     assert!(html.contains(&format!("nonce=\"{nonce}\"")), "scripts carry this response's nonce");
+    // A response that rendered no page hands out no nonce: its policy allows no script at all.
+    let json = reqwest::Client::new().get(app.url("/.well-known/openid-configuration")).send().await.unwrap();
+    let csp = json.headers().get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("script-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("nonce-"), "{csp}");
 }
 
 on_both_databases!(
