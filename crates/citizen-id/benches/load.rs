@@ -627,8 +627,11 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
 
 fn start_perf(ctx: &Ctx, name: &str) -> Option<Child> {
     let out = ctx.target.join(format!("perf-{name}.data"));
+    // Release builds keep no frame pointers: `CITIZEN_ID_BENCH_PERF_CALLGRAPH=dwarf` gives whole
+    // call chains (bigger files, more overhead) where `-g` gives only the leaf functions.
+    let call_graph = std::env::var("CITIZEN_ID_BENCH_PERF_CALLGRAPH").unwrap_or_else(|_| "fp".into());
     Command::new("perf")
-        .args(["record", "-q", "-F", "999", "-g", "-p", &ctx.server_pid.to_string(), "-o"])
+        .args(["record", "-q", "-F", "999", "--call-graph", &call_graph, "-p", &ctx.server_pid.to_string(), "-o"])
         .arg(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -793,15 +796,18 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         Arc::new(warm.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
     let timed: Arc<Vec<Exchange>> =
         Arc::new(timed.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
+    // The timed exchanges' access tokens, each used once afterwards by `userinfo-first`.
+    let issued: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let make_exchange_job = |items: Arc<Vec<Exchange>>| -> Job {
-        let (http, url, redirect_uri) = (http.clone(), format!("{base}/token"), redirect_uri.clone());
+        let (http, url, redirect_uri, issued) = (http.clone(), format!("{base}/token"), redirect_uri.clone(), issued.clone());
         Arc::new(move |i| {
-            let (http, url, redirect_uri, items) = (http.clone(), url.clone(), redirect_uri.clone(), items.clone());
+            let (http, url, redirect_uri, items, issued) = (http.clone(), url.clone(), redirect_uri.clone(), items.clone(), issued.clone());
             Box::pin(async move {
                 let res = http.post(&url).form(&exchange_form(&items[i], &redirect_uri)).send().await.map_err(|e| e.to_string())?;
                 let status = res.status();
                 let body: Value = res.json().await.map_err(|e| e.to_string())?;
                 if status.is_success() && body.get("id_token").is_some() && body.get("access_token").is_some() {
+                    issued.lock().unwrap().push(body["access_token"].as_str().unwrap_or_default().to_string());
                     Ok(())
                 } else {
                     Err(format!("{status}: {body}"))
@@ -810,7 +816,25 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         })
     };
     drive(&make_exchange_job(warm.clone()), opts.concurrency, warm.len(), Duration::from_secs(60)).await;
+    issued.lock().unwrap().clear();
     let exchange = phase(&ctx, "exchange", make_exchange_job(timed.clone()), 0, timed.len(), duration).await;
+
+    // Userinfo with tokens the server has not seen at userinfo before (each used once): the
+    // first call of a partner's session, where the access token's signature must be checked.
+    let first_tokens: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *issued.lock().unwrap()));
+    let first_job: Job = {
+        let (http, url, tokens) = (http.clone(), format!("{base}/userinfo"), first_tokens.clone());
+        Arc::new(move |i| {
+            let req = http.get(&url).bearer_auth(&tokens[i]);
+            Box::pin(async move {
+                let res = req.send().await.map_err(|e| e.to_string())?;
+                let status = res.status();
+                let body = res.bytes().await.map_err(|e| e.to_string())?;
+                if status.is_success() && !body.is_empty() { Ok(()) } else { Err(format!("{status}: {}", String::from_utf8_lossy(&body))) }
+            })
+        })
+    };
+    let userinfo_first = phase(&ctx, "userinfo-first", first_job, 0, first_tokens.len(), duration).await;
 
     // A fresh access token for userinfo (tokens live 5 minutes; each phase is far shorter).
     let mut spare = spare.iter();
@@ -851,7 +875,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     eprintln!("5. Signing baseline again: sign_with {:.0}/s; raw sign {:.0}/s", base_after.sign_with_per_sec, base_after.raw_sign_per_sec);
 
     // 6. Report.
-    let phases = [&exchange, &userinfo, &discovery_r, &jwks];
+    let phases = [&exchange, &userinfo_first, &userinfo, &discovery_r, &jwks];
     let load_rss_kib = phases.iter().map(|p| p.max_rss_kib).max().unwrap_or(0);
     let sign_per_sec = base_line.sign_with_per_sec.max(base_after.sign_with_per_sec);
     let raw_per_sec = base_line.raw_sign_per_sec.max(base_after.raw_sign_per_sec);
@@ -922,6 +946,11 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         userinfo_ratio * 100.0,
         verdict(userinfo_ratio >= 1.0)
     );
+    println!(
+        "Userinfo, each token's first call (signature checked): {:.0}/s = {:.1}% of {USERINFO_TARGET_PER_SEC:.0}/s; the target phase repeats one token",
+        userinfo_first.per_sec,
+        userinfo_first.per_sec / USERINFO_TARGET_PER_SEC * 100.0
+    );
     println!("Discovery: {:.0}/s; JWKS: {:.0}/s", discovery_r.per_sec, jwks.per_sec);
     println!(
         "Memory (VmRSS): idle {:.1} MiB vs {IDLE_RSS_TARGET_MIB:.0} MiB = {:.1}%: {}; after setup {:.1} MiB; max under load {:.1} MiB; after load {:.1} MiB, after a /metrics scrape {:.1} MiB; peak (VmHWM) {:.1} MiB; {threads} threads{}",
@@ -967,7 +996,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         "baseline": { "before": baseline_json(&base_line), "after": baseline_json(&base_after) },
         "setup": { "server_startup_seconds": startup_secs, "authorize_codes_per_sec": authorize_per_sec },
         "phases": {
-            "exchange": phase_json(&exchange), "userinfo": phase_json(&userinfo),
+            "exchange": phase_json(&exchange), "userinfo_first_use": phase_json(&userinfo_first), "userinfo": phase_json(&userinfo),
             "discovery": phase_json(&discovery_r), "jwks": phase_json(&jwks),
         },
         "memory_mib": {

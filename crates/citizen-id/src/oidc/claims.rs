@@ -1,7 +1,7 @@
 //! The claims each scope releases about a citizen (Federation spec 3.4.1.1 Table 2, 3.6.2.1
 //! Table 11, 4.2 Table 16; scopes-and-claims.md), and which of them the ID token carries.
 //!
-//! Pure functions over an `AccountRecord`: no I/O. A claim with no value is left out, never sent
+//! Pure functions over a `Subject` (the account as partners see it): no I/O. A claim with no value is left out, never sent
 //! as `null` or `""` (spec 3.6.2.1: "it SHALL NOT be present with a null or empty string value").
 //!
 //! Verified demographics (`nhs_number`, `family_name`, `birthdate`, `given_name`) come from
@@ -15,7 +15,7 @@ use domain::{ProofingLevel, Scope, ScopeSet};
 use serde_json::{Map, Value};
 
 use crate::proofing::uplift::StoredGpCredentials;
-use crate::store::accounts::AccountRecord;
+use crate::store::accounts::{AccountRecord, Subject};
 
 /// The user claims Table 16 allows in the ID token (when their scope was granted); every other
 /// claim is served only at the UserInfo endpoint.
@@ -24,7 +24,12 @@ pub const ID_TOKEN_USER_CLAIMS: [&str; 4] = ["nhs_number", "family_name", "birth
 /// The account's proofing level; an unreadable stored value counts as the lowest (P0), so a
 /// corrupt row can never release more.
 pub fn proofing_level(account: &AccountRecord) -> ProofingLevel {
-    ProofingLevel::parse(&account.proofing_level).unwrap_or_default()
+    level_of(&account.proofing_level)
+}
+
+/// A stored proofing level, read the same careful way.
+pub fn level_of(stored: &str) -> ProofingLevel {
+    ProofingLevel::parse(stored).unwrap_or_default()
 }
 
 /// Whether the account's mobile number matched a contact number on PDS (Table 11
@@ -32,7 +37,7 @@ pub fn proofing_level(account: &AccountRecord) -> ProofingLevel {
 ///
 /// Set by IDVM or AMNV and never cleared ("once set to true this claim will not be further
 /// updated").
-pub fn phone_number_pds_matched(account: &AccountRecord) -> bool {
+pub fn phone_number_pds_matched(account: &Subject) -> bool {
     account.phone_pds_matched
 }
 
@@ -41,13 +46,13 @@ pub fn phone_number_pds_matched(account: &AccountRecord) -> bool {
 /// `gp_credentials` are the account's opened GP online credentials, if it has any (only
 /// partners with IM1 access can be granted their scope; authorize enforces that).
 pub fn user_claims(
-    account: &AccountRecord,
+    account: &Subject,
     scopes: &ScopeSet,
     client_user_metadata: Option<&str>,
     gp_credentials: Option<&StoredGpCredentials>,
 ) -> Map<String, Value> {
     let mut claims = Map::new();
-    let level = proofing_level(account);
+    let level = level_of(&account.proofing_level);
     let verified = level >= ProofingLevel::P5;
     for scope in scopes.iter() {
         match scope {
@@ -114,11 +119,11 @@ pub fn user_claims(
 /// The user claims that go into the ID token: Table 16 lists `family_name`, `birthdate`,
 /// `nhs_number` and `identity_proofing_level`, each only when its scope was granted. The
 /// token endpoint adds `identity_proofing_level` itself for every ID token ("shall be included").
-pub fn id_token_claims(account: &AccountRecord, scopes: &ScopeSet) -> Map<String, Value> {
+pub fn id_token_claims(account: &Subject, scopes: &ScopeSet) -> Map<String, Value> {
     user_claims(account, scopes, None, None).into_iter().filter(|(name, _)| ID_TOKEN_USER_CLAIMS.contains(&name.as_str())).collect()
 }
 
-fn put_demographics(claims: &mut Map<String, Value>, account: &AccountRecord, verified: bool, level: ProofingLevel) {
+fn put_demographics(claims: &mut Map<String, Value>, account: &Subject, verified: bool, level: ProofingLevel) {
     if verified {
         put_text(claims, "birthdate", account.birthdate.as_deref());
         put_text(claims, "family_name", account.family_name.as_deref());
@@ -141,23 +146,17 @@ fn put_text(claims: &mut Map<String, Value>, name: &str, value: Option<&str>) ->
 mod tests {
     use super::*;
 
-    fn account(level: &str) -> AccountRecord {
-        AccountRecord {
+    fn account(level: &str) -> Subject {
+        Subject {
             id: "sub-1".into(),
             email: "jane@example.com".into(),
-            password_hash: None,
             mobile: Some("+447700900123".into()),
             proofing_level: level.into(),
             nhs_number: Some("9000000009".into()),
             family_name: Some("Doe".into()),
             given_name: Some("Jane".into()),
             birthdate: Some("2001-12-30".into()),
-            failed_logins: 0,
-            locked_until: None,
-            created_at: 0,
-            updated_at: 0,
-            last_sign_in_at: None,
-            ..AccountRecord::default()
+            ..Subject::default()
         }
     }
 
@@ -248,7 +247,7 @@ mod tests {
     /// the demographic scopes at every level (the ID token always carries it, Table 16).
     #[test]
     fn claims_by_scope_and_level_follow_the_reference_table() {
-        let full = |level: &str| AccountRecord {
+        let full = |level: &str| Subject {
             landline: Some("+441134960000".into()),
             gp_ods_code: Some("A12345".into()),
             phone_pds_matched: true,

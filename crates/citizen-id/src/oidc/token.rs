@@ -16,9 +16,9 @@ use crate::clock;
 use crate::config::Settings;
 use crate::crypto::{b64url, constant_time_eq, random_token, sha256_hex};
 use crate::state::AppState;
-use crate::store::accounts::AccountRecord;
+use crate::store::accounts::Subject;
 use crate::store::audit::AuditEvent;
-use crate::store::grants::{CodeRedemption, GrantRecord, RedeemedCode, RefreshRotation};
+use crate::store::grants::{CodeRedemption, GrantRecord, NewRefreshToken, RedeemedCode, RefreshRotation};
 use crate::store::partners::PartnerRecord;
 use crate::store::StoreError;
 
@@ -157,7 +157,13 @@ async fn authorization_code_grant(
 ) -> Result<TokenResponse, OAuthError> {
     let now = clock::now_ms();
     let id_token_expires_at = (now / 1000 + state.settings.lifetimes.id_token / 1000) * 1000;
-    let redeemed = match state.db.redeem_code(&sha256_hex(code), now, id_token_expires_at).await? {
+    // The first refresh token is stored with the redemption itself (one round trip).
+    let refresh_token = partner.refresh_tokens.then(|| random_token(32));
+    let refresh_hash = refresh_token.as_deref().map(sha256_hex);
+    let first_refresh = refresh_hash
+        .as_deref()
+        .map(|token_hash| NewRefreshToken { token_hash, expires_at: now + state.settings.lifetimes.refresh_token });
+    let redeemed = match state.db.redeem_code(&sha256_hex(code), now, id_token_expires_at, first_refresh).await? {
         CodeRedemption::Redeemed(r) => r,
         // Spec Table 3: a code used twice is denied; the store has revoked its grant
         // (RFC 6749 4.1.2: "SHOULD revoke ... all tokens previously issued based on that code").
@@ -173,15 +179,14 @@ async fn authorization_code_grant(
         return Err(e);
     }
     let grant = &redeemed.grant;
-    let account = redeemed.account.clone();
+    let account = &redeemed.subject;
     let scopes = ScopeSet::parse(&grant.scope).map_err(|e| server_error(format!("stored grant scope: {e}")))?;
-    let access_token = sign(state, &access_token_claims(&state.settings, grant, &account, &scopes, now))?;
+    let access_token = sign(state, &access_token_claims(&state.settings, grant, account, &scopes, now))?;
     // The ID token's jti and expiry are recorded on the code row (for single sign-on by
     // asserted_login_identity, `oidc::asserted_identity`); nothing more to write for it.
-    let mut id_claims = id_token_claims(&state.settings, grant, &account, &scopes, &redeemed.nonce, now);
+    let mut id_claims = id_token_claims(&state.settings, grant, account, &scopes, &redeemed.nonce, now);
     id_claims.insert("jti".into(), json!(redeemed.id_token_jti));
     let id_token = sign(state, &id_claims)?;
-    let refresh_token = if partner.refresh_tokens { Some(new_refresh_token(state, grant, now).await?) } else { None };
     // Routine issuance is not an audit event: the grant, ID token and refresh token rows record
     // it durably already, and the hash-chained audit write is the costliest statement of the
     // exchange. Sign-ins, replays and reuse (the security events) are audited.
@@ -282,8 +287,9 @@ fn requested_scope(value: &str, partner: &PartnerRecord) -> Result<ScopeSet, OAu
 }
 
 /// The citizen behind a grant; a deleted account ends the grant (`invalid_grant`).
-async fn load_account(state: &AppState, grant: &GrantRecord) -> Result<AccountRecord, OAuthError> {
-    state.db.account(&grant.account_id).await?.ok_or_else(|| invalid_grant("The user account no longer exists"))
+async fn load_account(state: &AppState, grant: &GrantRecord) -> Result<Subject, OAuthError> {
+    let account = state.db.account(&grant.account_id).await?.ok_or_else(|| invalid_grant("The user account no longer exists"))?;
+    Ok(Subject::from(&account))
 }
 
 /// Issues and stores (hashed) a refresh token for the grant's full scope (spec 4.4: 30 days).
@@ -323,7 +329,7 @@ async fn audit(
 
 /// Claims common to both tokens (spec Tables 16 and 17). JWT times are unix seconds;
 /// `GrantRecord.auth_time` already is (it is copied from the session's `Authenticated`).
-fn base_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord, lifetime_ms: i64, now_ms: i64) -> Map<String, Value> {
+fn base_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, lifetime_ms: i64, now_ms: i64) -> Map<String, Value> {
     let now = now_ms / 1000;
     let mut c = Map::new();
     c.insert("iss".into(), json!(settings.issuer));
@@ -339,7 +345,7 @@ fn base_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord
 }
 
 /// Spec 4.3 Table 17, plus `sid` (the grant id) so UserInfo can refuse a revoked grant.
-pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord, scopes: &ScopeSet, now_ms: i64) -> Map<String, Value> {
+pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, scopes: &ScopeSet, now_ms: i64) -> Map<String, Value> {
     let mut c = base_claims(settings, grant, account, settings.lifetimes.access_token, now_ms);
     c.insert("scope".into(), json!(scopes.as_string()));
     c.insert("sid".into(), json!(grant.id));
@@ -352,12 +358,12 @@ pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &A
 }
 
 /// Spec 4.2 Table 16: identity_proofing_level always, the other user claims by scope.
-pub fn id_token_claims(settings: &Settings, grant: &GrantRecord, account: &AccountRecord, scopes: &ScopeSet, nonce: &str, now_ms: i64) -> Map<String, Value> {
+pub fn id_token_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, scopes: &ScopeSet, nonce: &str, now_ms: i64) -> Map<String, Value> {
     let mut c = base_claims(settings, grant, account, settings.lifetimes.id_token, now_ms);
     if !nonce.is_empty() {
         c.insert("nonce".into(), json!(nonce));
     }
-    c.insert("identity_proofing_level".into(), json!(claims::proofing_level(account).as_str()));
+    c.insert("identity_proofing_level".into(), json!(claims::level_of(&account.proofing_level).as_str()));
     c.extend(claims::id_token_claims(account, scopes));
     c
 }
@@ -518,22 +524,16 @@ pub(crate) mod tests {
             vot: "P9.Cp.Cd".into(),
             auth_time: 1_700_000_000,
         };
-        let mut account = AccountRecord {
+        let mut account = Subject {
             id: "a1".into(),
             email: "jane@example.com".into(),
-            password_hash: None,
             mobile: None,
             proofing_level: "P9".into(),
             nhs_number: Some("9000000009".into()),
             family_name: Some("Doe".into()),
             given_name: Some("Jane".into()),
             birthdate: Some("2001-12-30".into()),
-            failed_logins: 0,
-            locked_until: None,
-            created_at: 0,
-            updated_at: 0,
-            last_sign_in_at: None,
-            ..AccountRecord::default()
+            ..Subject::default()
         };
         let profile = ScopeSet::parse("openid profile profile_extended").unwrap();
         let at = access_token_claims(&s, &grant, &account, &profile, 1_700_000_010_000);

@@ -13,7 +13,7 @@ use super::keys::components_from_jwk;
 use crate::clock;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::accounts::AccountRecord;
+use crate::store::accounts::Subject;
 use crate::store::grants::GrantRecord;
 
 /// Spec Table 14: "The maximum length is 1024 characters".
@@ -78,7 +78,7 @@ impl From<StoreError> for BearerError {
 /// What a valid access token proves.
 struct Authorized {
     grant: GrantRecord,
-    account: AccountRecord,
+    account: Subject,
     scopes: ScopeSet,
 }
 
@@ -166,7 +166,7 @@ fn oaep_encrypt(key: aws_lc_rs::rsa::PublicKeyComponents<Vec<u8>>, plaintext: &[
 /// still active and matching `sub`/`aud`, and the account still there. Else `invalid_token`.
 async fn authorize(state: &AppState, header: Option<&str>) -> Result<Authorized, BearerError> {
     let token = bearer_token(header)?;
-    let claims = state.keys.verify(token).map_err(|_| BearerError::invalid_token("The access token is invalid"))?;
+    let claims = state.keys.verify_cached(token).map_err(|_| BearerError::invalid_token("The access token is invalid"))?;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     if text("iss") != Some(state.settings.issuer.as_str()) {
         return Err(BearerError::invalid_token("The access token was not issued here"));
@@ -182,7 +182,7 @@ async fn authorize(state: &AppState, header: Option<&str>) -> Result<Authorized,
     // One query: the grant must be live and its account must still exist (a deleted account
     // takes its grants with it).
     let (grant, account) =
-        state.db.active_grant_with_account(sid).await?.ok_or_else(|| BearerError::invalid_token("The access token has been revoked"))?;
+        state.db.active_grant_with_subject(sid).await?.ok_or_else(|| BearerError::invalid_token("The access token has been revoked"))?;
     if grant.account_id != sub || grant.client_id != aud {
         return Err(BearerError::invalid_token("The access token is invalid"));
     }
@@ -199,8 +199,8 @@ fn bearer_token(header: Option<&str>) -> Result<&str, BearerError> {
         return Err(BearerError::missing_token());
     }
     let token = rest.trim();
-    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if token.is_empty() || !token.chars().all(b64token) {
+    let b64token = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+    if token.is_empty() || !token.bytes().all(b64token) {
         return Err(BearerError::invalid_request("The Authorization header must be 'Bearer <access token>'"));
     }
     Ok(token)

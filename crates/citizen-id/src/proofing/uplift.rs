@@ -12,7 +12,7 @@ use crate::integrations::gp::{GpCredentials, GpError};
 use crate::integrations::pds::PdsError;
 use crate::oidc::claims::proofing_level;
 use crate::state::AppState;
-use crate::store::accounts::{AccountRecord, ProofedIdentity};
+use crate::store::accounts::{AccountRecord, ProofedIdentity, Subject};
 use crate::store::{StoreError, StoreResult};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -186,7 +186,7 @@ pub struct StoredGpCredentials {
 }
 
 /// The sealed GP credentials of an account, opened (for the claim).
-pub fn gp_credentials(state: &AppState, account: &AccountRecord) -> Option<StoredGpCredentials> {
+pub fn gp_credentials(state: &AppState, account: &Subject) -> Option<StoredGpCredentials> {
     let sealed = account.gp_credentials_sealed.as_deref()?;
     let bytes = state.kek.open(&format!("gp_credentials:{}", account.id), sealed).ok()?;
     serde_json::from_slice(&bytes).ok()

@@ -32,6 +32,65 @@ pub struct AccountRecord {
     pub pds_version: Option<String>,
 }
 
+/// The account as partners see it: what tokens and userinfo release (`oidc::claims`). Read with
+/// its grant on every token exchange and userinfo request, so only these columns are fetched
+/// (about half of the row; the conversion of each fetched column is a real part of that cost).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Subject {
+    pub id: String,
+    pub email: String,
+    pub mobile: Option<String>,
+    pub landline: Option<String>,
+    pub proofing_level: String,
+    pub nhs_number: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub birthdate: Option<String>,
+    pub gp_ods_code: Option<String>,
+    pub phone_pds_matched: bool,
+    /// GP online credentials, sealed under the key-encryption key.
+    pub gp_credentials_sealed: Option<String>,
+}
+
+impl From<&AccountRecord> for Subject {
+    fn from(a: &AccountRecord) -> Subject {
+        Subject {
+            id: a.id.clone(),
+            email: a.email.clone(),
+            mobile: a.mobile.clone(),
+            landline: a.landline.clone(),
+            proofing_level: a.proofing_level.clone(),
+            nhs_number: a.nhs_number.clone(),
+            family_name: a.family_name.clone(),
+            given_name: a.given_name.clone(),
+            birthdate: a.birthdate.clone(),
+            gp_ods_code: a.gp_ods_code.clone(),
+            phone_pds_matched: a.phone_pds_matched,
+            gp_credentials_sealed: a.gp_credentials_sealed.clone(),
+        }
+    }
+}
+
+pub(super) const SUBJECT_COLUMNS: &str = "a.id, a.email, a.mobile, a.landline, a.proofing_level, a.nhs_number, a.family_name, a.given_name, \
+                               a.birthdate, a.gp_ods_code, a.phone_pds_matched, a.gp_credentials";
+
+pub(super) fn subject_from_row(row: &Row) -> StoreResult<Subject> {
+    Ok(Subject {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        mobile: row.try_get("mobile")?,
+        landline: row.try_get("landline")?,
+        proofing_level: row.try_get("proofing_level")?,
+        nhs_number: row.try_get("nhs_number")?,
+        family_name: row.try_get("family_name")?,
+        given_name: row.try_get("given_name")?,
+        birthdate: row.try_get("birthdate")?,
+        gp_ods_code: row.try_get("gp_ods_code")?,
+        phone_pds_matched: row.try_get::<i64, _>("phone_pds_matched")? != 0,
+        gp_credentials_sealed: row.try_get("gp_credentials")?,
+    })
+}
+
 /// Demographics confirmed by a PDS match, written with the level they earn.
 #[derive(Debug, Clone)]
 pub struct ProofedIdentity {
@@ -238,27 +297,27 @@ impl Db {
         Ok(())
     }
 
-    /// The live grant `grant_id` and its account, in one round trip (the userinfo hot path).
-    pub async fn active_grant_with_account(&self, grant_id: &str) -> StoreResult<Option<(crate::store::grants::GrantRecord, AccountRecord)>> {
+    /// The live grant `grant_id` and its citizen as partners see them, in one round trip (the
+    /// userinfo and token-exchange hot path).
+    pub async fn active_grant_with_subject(&self, grant_id: &str) -> StoreResult<Option<(crate::store::grants::GrantRecord, Subject)>> {
         // Built once: this is the query behind every userinfo request and token exchange.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let account_columns = COLUMNS.split(',').map(|c| format!("a.{}", c.trim())).collect::<Vec<_>>().join(", ");
             format!(
                 "SELECT g.id AS grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, g.vot AS grant_vot, \
-                 g.auth_time AS grant_auth_time, {account_columns} FROM grants g JOIN accounts a ON a.id = g.account_id \
+                 g.auth_time AS grant_auth_time, {SUBJECT_COLUMNS} FROM grants g JOIN accounts a ON a.id = g.account_id \
                  WHERE g.id = $1 AND g.revoked_at IS NULL"
             )
         });
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(grant_id).fetch_optional(self.pool()).await? else { return Ok(None) };
-        let account = from_row(&row)?;
+        let subject = subject_from_row(&row)?;
         let grant = crate::store::grants::GrantRecord {
             id: row.try_get("grant_id")?,
-            account_id: account.id.clone(),
+            account_id: subject.id.clone(),
             client_id: row.try_get("grant_client_id")?,
             scope: row.try_get("grant_scope")?,
             vot: row.try_get("grant_vot")?,
             auth_time: row.try_get("grant_auth_time")?,
         };
-        Ok(Some((grant, account)))
+        Ok(Some((grant, subject)))
     }
 }

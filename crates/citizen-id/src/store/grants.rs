@@ -4,7 +4,7 @@
 
 use sqlx::Row as _;
 
-use super::{Db, StoreResult};
+use super::{Backend, Db, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct GrantRecord {
@@ -32,14 +32,21 @@ pub struct NewAuthorizationCode {
 #[derive(Debug, Clone)]
 pub struct RedeemedCode {
     pub grant: GrantRecord,
-    /// The grant's account, read in the same query as the grant.
-    pub account: super::accounts::AccountRecord,
+    /// The grant's citizen as partners see them, read in the same query as the grant.
+    pub subject: super::accounts::Subject,
     pub client_id: String,
     pub redirect_uri: String,
     pub nonce: String,
     pub code_challenge: Option<String>,
     /// The `jti` the ID token must carry (recorded with the code for single sign-on).
     pub id_token_jti: String,
+}
+
+/// A refresh token to store as a code is redeemed: its hash and expiry (unix ms).
+#[derive(Debug, Clone, Copy)]
+pub struct NewRefreshToken<'a> {
+    pub token_hash: &'a str,
+    pub expires_at: i64,
 }
 
 #[derive(Debug)]
@@ -70,6 +77,64 @@ fn grant_from(row: &super::Row) -> StoreResult<GrantRecord> {
         vot: row.try_get("vot")?,
         auth_time: row.try_get("auth_time")?,
     })
+}
+
+/// The code's columns, then its live grant's and citizen's (NULL when the grant is gone).
+fn redeemed_columns() -> String {
+    format!(
+        "c.grant_id, c.client_id, c.redirect_uri, c.nonce, c.code_challenge, c.id_token_jti, g.id AS live_grant_id, \
+         g.client_id AS grant_client_id, g.scope AS grant_scope, g.vot AS grant_vot, g.auth_time AS grant_auth_time, {}",
+        super::accounts::SUBJECT_COLUMNS
+    )
+}
+
+/// The redemption SQL for `Db::redeem_code`, built once per backend and variant. Parameters:
+/// $1 code hash, $2 now, $3 ID token expiry, then ($4 refresh token hash, $5 its expiry).
+fn redeem_sql(backend: Backend, with_refresh: bool) -> &'static str {
+    use std::sync::LazyLock;
+    static SQLITE: LazyLock<[String; 2]> = LazyLock::new(|| [sqlite_redeem_sql(false), sqlite_redeem_sql(true)]);
+    static POSTGRES: LazyLock<[String; 2]> = LazyLock::new(|| [postgres_redeem_sql(false), postgres_redeem_sql(true)]);
+    match backend {
+        Backend::Sqlite => &SQLITE[usize::from(with_refresh)],
+        Backend::Postgres => &POSTGRES[usize::from(with_refresh)],
+    }
+}
+
+const CONSUME_CODE: &str = "UPDATE authorization_codes SET consumed_at = $2, id_token_expires_at = $3 \
+                            WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2";
+const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id";
+const STORE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+                             SELECT $4, g.id, g.scope, $2, $5 FROM grants g";
+
+/// SQLite: three statements in one round trip. `changes()` in the SELECT is the number of rows
+/// the UPDATE before it changed on this connection: 1 when this call consumed the code.
+fn sqlite_redeem_sql(with_refresh: bool) -> String {
+    let mut sql = format!(
+        "{CONSUME_CODE}; SELECT changes() AS redeemed, {} FROM authorization_codes c {LIVE_GRANT} \
+         WHERE c.code_hash = $1 AND c.consumed_at = $2;",
+        redeemed_columns()
+    );
+    if with_refresh {
+        sql.push_str(&format!(
+            " {STORE_REFRESH} JOIN authorization_codes c ON c.grant_id = g.id \
+             WHERE c.code_hash = $1 AND c.consumed_at = $2 AND g.revoked_at IS NULL;"
+        ));
+    }
+    sql
+}
+
+/// PostgreSQL: one statement; the CTE `c` holds the code only if this statement consumed it.
+fn postgres_redeem_sql(with_refresh: bool) -> String {
+    let store = if with_refresh {
+        format!(", r AS ({STORE_REFRESH} JOIN c ON c.grant_id = g.id WHERE g.revoked_at IS NULL RETURNING 1)")
+    } else {
+        String::new()
+    };
+    format!(
+        "WITH c AS ({CONSUME_CODE} RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti){store} \
+         SELECT 1::BIGINT AS redeemed, {} FROM c {LIVE_GRANT}",
+        redeemed_columns()
+    )
 }
 
 impl Db {
@@ -104,20 +169,30 @@ impl Db {
         Ok(())
     }
 
-    /// Consumes a code in one atomic statement, recording when the ID token it issues expires
-    /// (`id_token_expires_at`, unix ms); a second use revokes the grant.
-    pub async fn redeem_code(&self, code_hash: &str, now: i64, id_token_expires_at: i64) -> StoreResult<CodeRedemption> {
-        let row = sqlx::query(
-            "UPDATE authorization_codes SET consumed_at = $2, id_token_expires_at = $3 \
-             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
-             RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti",
-        )
-        .bind(code_hash)
-        .bind(now)
-        .bind(id_token_expires_at)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else {
+    /// Consumes a code atomically and reads its live grant and citizen in the same round trip,
+    /// recording when the ID token it issues expires (`id_token_expires_at`, unix ms) and, when
+    /// given, storing the grant's first refresh token. A second use revokes the grant.
+    ///
+    /// One round trip instead of three (this is the token endpoint's hot path): on PostgreSQL
+    /// one statement with data-modifying CTEs; on SQLite three statements sent together, where
+    /// `changes()` tells whether this call's UPDATE consumed the code. The refresh token is
+    /// stored only with a live grant; should the caller then refuse the code (another client,
+    /// a wrong PKCE verifier), it revokes the grant, which ends that token too.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        id_token_expires_at: i64,
+        first_refresh: Option<NewRefreshToken<'_>>,
+    ) -> StoreResult<CodeRedemption> {
+        let sql = redeem_sql(self.backend(), first_refresh.is_some());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(code_hash).bind(now).bind(id_token_expires_at);
+        if let Some(r) = &first_refresh {
+            query = query.bind(r.token_hash).bind(r.expires_at);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let redeemed = rows.iter().find(|row| row.try_get::<i64, _>("redeemed").is_ok_and(|n| n == 1));
+        let Some(row) = redeemed else {
             let used = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1 AND consumed_at IS NOT NULL")
                 .bind(code_hash)
                 .fetch_optional(self.pool())
@@ -131,11 +206,22 @@ impl Db {
                 None => CodeRedemption::Invalid,
             });
         };
-        let grant_id: String = row.try_get("grant_id")?;
-        let Some((grant, account)) = self.active_grant_with_account(&grant_id).await? else { return Ok(CodeRedemption::Invalid) };
+        // The grant was revoked (or its account deleted) while the code waited.
+        if row.try_get::<Option<String>, _>("live_grant_id")?.is_none() {
+            return Ok(CodeRedemption::Invalid);
+        }
+        let subject = super::accounts::subject_from_row(row)?;
+        let grant = GrantRecord {
+            id: row.try_get("live_grant_id")?,
+            account_id: subject.id.clone(),
+            client_id: row.try_get("grant_client_id")?,
+            scope: row.try_get("grant_scope")?,
+            vot: row.try_get("grant_vot")?,
+            auth_time: row.try_get("grant_auth_time")?,
+        };
         Ok(CodeRedemption::Redeemed(RedeemedCode {
             grant,
-            account,
+            subject,
             client_id: row.try_get("client_id")?,
             redirect_uri: row.try_get("redirect_uri")?,
             nonce: row.try_get("nonce")?,
