@@ -18,6 +18,7 @@ use super::keys::{components_from_jwk, split_jws};
 use crate::clock;
 use crate::crypto::{b64url, b64url_decode};
 use crate::state::AppState;
+use crate::store::grants::AssertionUse;
 use crate::store::partners::PartnerRecord;
 
 /// Table 6: the only `client_assertion_type`.
@@ -48,7 +49,7 @@ pub async fn authenticate_client(
     assertion_type: Option<&str>,
     assertion: Option<&str>,
     token_endpoint: &str,
-) -> Result<PartnerRecord, OAuthError> {
+) -> Result<AuthenticatedClient, OAuthError> {
     let assertion = check_parameters(assertion_type, assertion)?;
     let now = clock::now_secs();
     let checked = check_assertion(assertion, form_client_id, token_endpoint, now)?;
@@ -57,10 +58,31 @@ pub async fn authenticate_client(
     // RFC 7523 3 item 7: a jti may be used once; the row lives as long as the assertion is
     // accepted (its exp plus the clock skew), so purging cannot reopen the window for a replay.
     let remembered_until = checked.exp.saturating_add(CLOCK_SKEW_SECS).saturating_mul(1000);
-    if !state.db.record_assertion_jti(&partner.client_id, &checked.jti, remembered_until).await? {
-        return Err(client_error("The client_assertion jti has been used before"));
+    let assertion = AssertionUse { client_id: partner.client_id.clone(), jti: checked.jti, expires_at: remembered_until };
+    Ok(AuthenticatedClient { partner, assertion })
+}
+
+/// A partner whose assertion verified, and the assertion's `jti`, which the caller must record
+/// (once: a second use is a replay) before anything is issued. The authorization-code grant
+/// records it in the same round trip as the code's redemption; `record_assertion` does it alone.
+#[derive(Debug)]
+pub struct AuthenticatedClient {
+    pub partner: PartnerRecord,
+    pub assertion: AssertionUse,
+}
+
+/// Records the assertion's `jti`; a jti seen before is `invalid_client`.
+pub async fn record_assertion(state: &AppState, a: &AssertionUse) -> Result<(), OAuthError> {
+    if state.db.record_assertion_jti(&a.client_id, &a.jti, a.expires_at).await? {
+        Ok(())
+    } else {
+        Err(assertion_replayed())
     }
-    Ok(partner)
+}
+
+/// RFC 7523 3 item 7: the error for a `jti` used before.
+pub fn assertion_replayed() -> OAuthError {
+    client_error("The client_assertion jti has been used before")
 }
 
 /// Table 6: `client_assertion_type` must be jwt-bearer and `client_assertion` present.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::claims;
-use super::client_auth::authenticate_client;
+use super::client_auth::{AuthenticatedClient, assertion_replayed, authenticate_client, record_assertion};
 use super::error::{ErrorCode, OAuthError};
 use crate::clock;
 use crate::config::Settings;
@@ -106,17 +106,19 @@ pub async fn exchange(state: &AppState, form: Vec<(String, String)>) -> Result<T
     let token_endpoint = state.settings.endpoint("/token");
     match parse_request(form)? {
         TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier, client } => {
-            let partner = authenticate(state, &client, &token_endpoint).await?;
-            authorization_code_grant(state, &partner, &code, &redirect_uri, code_verifier.as_deref()).await
+            // The assertion's jti is recorded with the code's redemption (one round trip).
+            let client = authenticate(state, &client, &token_endpoint).await?;
+            authorization_code_grant(state, &client, &code, &redirect_uri, code_verifier.as_deref()).await
         }
         TokenRequest::RefreshToken { refresh_token, scope, client } => {
-            let partner = authenticate(state, &client, &token_endpoint).await?;
-            refresh_token_grant(state, &partner, &refresh_token, scope.as_deref()).await
+            let client = authenticate(state, &client, &token_endpoint).await?;
+            record_assertion(state, &client.assertion).await?;
+            refresh_token_grant(state, &client.partner, &refresh_token, scope.as_deref()).await
         }
     }
 }
 
-async fn authenticate(state: &AppState, c: &ClientCredentials, token_endpoint: &str) -> Result<PartnerRecord, OAuthError> {
+async fn authenticate(state: &AppState, c: &ClientCredentials, token_endpoint: &str) -> Result<AuthenticatedClient, OAuthError> {
     authenticate_client(state, c.client_id.as_deref(), c.client_assertion_type.as_deref(), c.client_assertion.as_deref(), token_endpoint)
         .await
 }
@@ -150,11 +152,12 @@ fn parse_request(form: Vec<(String, String)>) -> Result<TokenRequest, OAuthError
 /// OIDC Core 3.1.3.2 / RFC 6749 4.1.3.
 async fn authorization_code_grant(
     state: &AppState,
-    partner: &PartnerRecord,
+    client: &AuthenticatedClient,
     code: &str,
     redirect_uri: &str,
     code_verifier: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
+    let partner = &client.partner;
     let now = clock::now_ms();
     let id_token_expires_at = (now / 1000 + state.settings.lifetimes.id_token / 1000) * 1000;
     // The first refresh token is stored with the redemption itself (one round trip).
@@ -163,7 +166,7 @@ async fn authorization_code_grant(
     let first_refresh = refresh_hash
         .as_deref()
         .map(|token_hash| NewRefreshToken { token_hash, expires_at: now + state.settings.lifetimes.refresh_token });
-    let redeemed = match state.db.redeem_code(&sha256_hex(code), now, id_token_expires_at, first_refresh).await? {
+    let redeemed = match state.db.redeem_code(&sha256_hex(code), now, id_token_expires_at, &client.assertion, first_refresh).await? {
         CodeRedemption::Redeemed(r) => r,
         // Spec Table 3: a code used twice is denied; the store has revoked its grant
         // (RFC 6749 4.1.2: "SHOULD revoke ... all tokens previously issued based on that code").
@@ -172,6 +175,7 @@ async fn authorization_code_grant(
             return Err(invalid_grant("The authorization code has already been used"));
         }
         CodeRedemption::Invalid => return Err(invalid_grant("The authorization code is invalid or has expired")),
+        CodeRedemption::AssertionReplayed => return Err(assertion_replayed()),
     };
     if let Err(e) = check_code_binding(&redeemed, partner, redirect_uri, code_verifier) {
         // The code was stolen or injected: nothing may come of its grant.

@@ -42,6 +42,15 @@ pub struct RedeemedCode {
     pub id_token_jti: String,
 }
 
+/// A client assertion's `jti` to record (RFC 7523 3 item 7), with how long the row must live
+/// (unix ms).
+#[derive(Debug, Clone)]
+pub struct AssertionUse {
+    pub client_id: String,
+    pub jti: String,
+    pub expires_at: i64,
+}
+
 /// A refresh token to store as a code is redeemed: its hash and expiry (unix ms).
 #[derive(Debug, Clone, Copy)]
 pub struct NewRefreshToken<'a> {
@@ -56,6 +65,8 @@ pub enum CodeRedemption {
     Replayed,
     /// Unknown or expired.
     Invalid,
+    /// The client assertion's `jti` was used before: the code was left as it was.
+    AssertionReplayed,
 }
 
 #[derive(Debug)]
@@ -89,7 +100,8 @@ fn redeemed_columns() -> String {
 }
 
 /// The redemption SQL for `Db::redeem_code`, built once per backend and variant. Parameters:
-/// $1 code hash, $2 now, $3 ID token expiry, then ($4 refresh token hash, $5 its expiry).
+/// $1 code hash, $2 now, $3 ID token expiry, $4-$6 the client assertion's client_id, jti and
+/// row expiry, then ($7 refresh token hash, $8 its expiry).
 fn redeem_sql(backend: Backend, with_refresh: bool) -> &'static str {
     use std::sync::LazyLock;
     static SQLITE: LazyLock<[String; 2]> = LazyLock::new(|| [sqlite_redeem_sql(false), sqlite_redeem_sql(true)]);
@@ -100,17 +112,21 @@ fn redeem_sql(backend: Backend, with_refresh: bool) -> &'static str {
     }
 }
 
+const RECORD_ASSERTION: &str =
+    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($4, $5, $6) ON CONFLICT (client_id, jti) DO NOTHING";
 const CONSUME_CODE: &str = "UPDATE authorization_codes SET consumed_at = $2, id_token_expires_at = $3 \
                             WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2";
 const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id";
 const STORE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
-                             SELECT $4, g.id, g.scope, $2, $5 FROM grants g";
+                             SELECT $7, g.id, g.scope, $2, $8 FROM grants g";
 
-/// SQLite: three statements in one round trip. `changes()` in the SELECT is the number of rows
-/// the UPDATE before it changed on this connection: 1 when this call consumed the code.
+/// SQLite: the statements sent together. `changes()` is the number of rows the statement before
+/// changed on this connection: the code is consumed only if the assertion's jti was new, and
+/// the SELECT says whether this call's UPDATE consumed it.
 fn sqlite_redeem_sql(with_refresh: bool) -> String {
     let mut sql = format!(
-        "{CONSUME_CODE}; SELECT changes() AS redeemed, {} FROM authorization_codes c {LIVE_GRANT} \
+        "{RECORD_ASSERTION} RETURNING 1 AS assertion_fresh; {CONSUME_CODE} AND changes() = 1; \
+         SELECT changes() AS redeemed, {} FROM authorization_codes c {LIVE_GRANT} \
          WHERE c.code_hash = $1 AND c.consumed_at = $2;",
         redeemed_columns()
     );
@@ -123,7 +139,8 @@ fn sqlite_redeem_sql(with_refresh: bool) -> String {
     sql
 }
 
-/// PostgreSQL: one statement; the CTE `c` holds the code only if this statement consumed it.
+/// PostgreSQL: one statement. The CTE `c` holds the code only if this statement consumed it,
+/// which it does only if `j` recorded the assertion's jti; one row always answers for both.
 fn postgres_redeem_sql(with_refresh: bool) -> String {
     let store = if with_refresh {
         format!(", r AS ({STORE_REFRESH} JOIN c ON c.grant_id = g.id WHERE g.revoked_at IS NULL RETURNING 1)")
@@ -131,8 +148,11 @@ fn postgres_redeem_sql(with_refresh: bool) -> String {
         String::new()
     };
     format!(
-        "WITH c AS ({CONSUME_CODE} RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti){store} \
-         SELECT 1::BIGINT AS redeemed, {} FROM c {LIVE_GRANT}",
+        "WITH j AS ({RECORD_ASSERTION} RETURNING 1), \
+         c AS ({CONSUME_CODE} AND EXISTS (SELECT 1 FROM j) \
+         RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti){store} \
+         SELECT (SELECT COUNT(*) FROM j) AS assertion_fresh, (SELECT COUNT(*) FROM c) AS redeemed, {} \
+         FROM (SELECT 1 AS one) AS one LEFT JOIN c ON TRUE {LIVE_GRANT}",
         redeemed_columns()
     )
 }
@@ -183,14 +203,25 @@ impl Db {
         code_hash: &str,
         now: i64,
         id_token_expires_at: i64,
+        assertion: &AssertionUse,
         first_refresh: Option<NewRefreshToken<'_>>,
     ) -> StoreResult<CodeRedemption> {
         let sql = redeem_sql(self.backend(), first_refresh.is_some());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(code_hash).bind(now).bind(id_token_expires_at);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(code_hash)
+            .bind(now)
+            .bind(id_token_expires_at)
+            .bind(&assertion.client_id)
+            .bind(&assertion.jti)
+            .bind(assertion.expires_at);
         if let Some(r) = &first_refresh {
             query = query.bind(r.token_hash).bind(r.expires_at);
         }
         let rows = query.fetch_all(self.pool()).await?;
+        let fresh = |row: &&super::Row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1);
+        if !rows.iter().any(|row| fresh(&row)) {
+            return Ok(CodeRedemption::AssertionReplayed);
+        }
         let redeemed = rows.iter().find(|row| row.try_get::<i64, _>("redeemed").is_ok_and(|n| n == 1));
         let Some(row) = redeemed else {
             let used = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1 AND consumed_at IS NOT NULL")

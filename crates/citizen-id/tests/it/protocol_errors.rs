@@ -125,6 +125,8 @@ async fn client_assertions_are_checked(app: TestApp) {
     let c = code(&app, &mut web, &p, &[]).await;
     let (status, body) = exchange(&app, &p, &c, &replayed).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "a repeated jti is a replay");
+    // The refused request left the code as it was: the partner's next, fresh assertion works.
+    assert_eq!(exchange(&app, &p, &c, &assertion(&app, &p)).await.0, 200, "a replayed assertion does not spend the code");
 
     let (status, body) = token(&app, &[("grant_type", "password")]).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
