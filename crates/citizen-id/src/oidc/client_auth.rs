@@ -205,7 +205,9 @@ pub fn signed_by_partner(partner: &PartnerRecord, kid: Option<&str>, signing_inp
 /// Montgomery set-up that comes with a fresh key) costs about as much as a verification.
 /// Keyed by the JWK's modulus and exponent, so an updated registration is a new entry.
 fn parsed_key(jwk: &Value) -> Option<Arc<ParsedPublicKey>> {
-    static PARSED: LazyLock<RwLock<HashMap<(String, String), Arc<ParsedPublicKey>>>> = LazyLock::new(Default::default);
+    /// Parsed keys by the JWK's (`n`, `e`).
+    type ParsedKeys = RwLock<HashMap<(String, String), Arc<ParsedPublicKey>>>;
+    static PARSED: LazyLock<ParsedKeys> = LazyLock::new(Default::default);
     let id = (jwk.get("n")?.as_str()?.to_string(), jwk.get("e")?.as_str()?.to_string());
     if let Some(key) = PARSED.read().expect("key cache lock").get(&id) {
         return Some(key.clone());

@@ -296,28 +296,4 @@ impl Db {
             .await?;
         Ok(())
     }
-
-    /// The live grant `grant_id` and its citizen as partners see them, in one round trip (the
-    /// userinfo and token-exchange hot path).
-    pub async fn active_grant_with_subject(&self, grant_id: &str) -> StoreResult<Option<(crate::store::grants::GrantRecord, Subject)>> {
-        // Built once: this is the query behind every userinfo request and token exchange.
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT g.id AS grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, g.vot AS grant_vot, \
-                 g.auth_time AS grant_auth_time, {SUBJECT_COLUMNS} FROM grants g JOIN accounts a ON a.id = g.account_id \
-                 WHERE g.id = $1 AND g.revoked_at IS NULL"
-            )
-        });
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(grant_id).fetch_optional(self.pool()).await? else { return Ok(None) };
-        let subject = subject_from_row(&row)?;
-        let grant = crate::store::grants::GrantRecord {
-            id: row.try_get("grant_id")?,
-            account_id: subject.id.clone(),
-            client_id: row.try_get("grant_client_id")?,
-            scope: row.try_get("grant_scope")?,
-            vot: row.try_get("grant_vot")?,
-            auth_time: row.try_get("grant_auth_time")?,
-        };
-        Ok(Some((grant, subject)))
-    }
 }

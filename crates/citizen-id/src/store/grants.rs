@@ -4,6 +4,7 @@
 
 use sqlx::Row as _;
 
+use super::accounts::{SUBJECT_COLUMNS, Subject, subject_from_row};
 use super::{Backend, Db, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ pub struct NewAuthorizationCode {
 pub struct RedeemedCode {
     pub grant: GrantRecord,
     /// The grant's citizen as partners see them, read in the same query as the grant.
-    pub subject: super::accounts::Subject,
+    pub subject: Subject,
     pub client_id: String,
     pub redirect_uri: String,
     pub nonce: String,
@@ -60,7 +61,7 @@ pub struct NewRefreshToken<'a> {
 
 #[derive(Debug)]
 pub enum CodeRedemption {
-    Redeemed(RedeemedCode),
+    Redeemed(Box<RedeemedCode>),
     /// Already used: the grant it belonged to has now been revoked.
     Replayed,
     /// Unknown or expired.
@@ -90,13 +91,27 @@ fn grant_from(row: &super::Row) -> StoreResult<GrantRecord> {
     })
 }
 
+/// A live grant's columns (table alias `g`) as `live_grant_from` reads them.
+const LIVE_GRANT_COLUMNS: &str = "g.id AS live_grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, \
+                                  g.vot AS grant_vot, g.auth_time AS grant_auth_time";
+
+/// The grant and its citizen from a row with `LIVE_GRANT_COLUMNS` and `SUBJECT_COLUMNS`.
+fn live_grant_from(row: &super::Row) -> StoreResult<(GrantRecord, Subject)> {
+    let subject = subject_from_row(row)?;
+    let grant = GrantRecord {
+        id: row.try_get("live_grant_id")?,
+        account_id: subject.id.clone(),
+        client_id: row.try_get("grant_client_id")?,
+        scope: row.try_get("grant_scope")?,
+        vot: row.try_get("grant_vot")?,
+        auth_time: row.try_get("grant_auth_time")?,
+    };
+    Ok((grant, subject))
+}
+
 /// The code's columns, then its live grant's and citizen's (NULL when the grant is gone).
 fn redeemed_columns() -> String {
-    format!(
-        "c.grant_id, c.client_id, c.redirect_uri, c.nonce, c.code_challenge, c.id_token_jti, g.id AS live_grant_id, \
-         g.client_id AS grant_client_id, g.scope AS grant_scope, g.vot AS grant_vot, g.auth_time AS grant_auth_time, {}",
-        super::accounts::SUBJECT_COLUMNS
-    )
+    format!("c.grant_id, c.client_id, c.redirect_uri, c.nonce, c.code_challenge, c.id_token_jti, {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS}")
 }
 
 /// The redemption SQL for `Db::redeem_code`, built once per backend and variant. Parameters:
@@ -241,16 +256,8 @@ impl Db {
         if row.try_get::<Option<String>, _>("live_grant_id")?.is_none() {
             return Ok(CodeRedemption::Invalid);
         }
-        let subject = super::accounts::subject_from_row(row)?;
-        let grant = GrantRecord {
-            id: row.try_get("live_grant_id")?,
-            account_id: subject.id.clone(),
-            client_id: row.try_get("grant_client_id")?,
-            scope: row.try_get("grant_scope")?,
-            vot: row.try_get("grant_vot")?,
-            auth_time: row.try_get("grant_auth_time")?,
-        };
-        Ok(CodeRedemption::Redeemed(RedeemedCode {
+        let (grant, subject) = live_grant_from(row)?;
+        Ok(CodeRedemption::Redeemed(Box::new(RedeemedCode {
             grant,
             subject,
             client_id: row.try_get("client_id")?,
@@ -258,7 +265,21 @@ impl Db {
             nonce: row.try_get("nonce")?,
             code_challenge: row.try_get("code_challenge")?,
             id_token_jti: row.try_get("id_token_jti")?,
-        }))
+        })))
+    }
+
+    /// The live grant `grant_id` and its citizen as partners see them, in one round trip (the
+    /// userinfo hot path).
+    pub async fn active_grant_with_subject(&self, grant_id: &str) -> StoreResult<Option<(GrantRecord, Subject)>> {
+        // Built once: this is the query behind every userinfo request.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS} FROM grants g JOIN accounts a ON a.id = g.account_id \
+                 WHERE g.id = $1 AND g.revoked_at IS NULL"
+            )
+        });
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(grant_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(live_grant_from).transpose()
     }
 
     pub async fn active_grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
