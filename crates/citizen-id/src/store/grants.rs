@@ -140,7 +140,7 @@ const STORE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, s
 /// the SELECT says whether this call's UPDATE consumed it.
 fn sqlite_redeem_sql(with_refresh: bool) -> String {
     let mut sql = format!(
-        "{RECORD_ASSERTION} RETURNING 1 AS assertion_fresh; {CONSUME_CODE} AND changes() = 1; \
+        "BEGIN IMMEDIATE; {RECORD_ASSERTION} RETURNING 1 AS assertion_fresh; {CONSUME_CODE} AND changes() = 1; \
          SELECT changes() AS redeemed, {} FROM authorization_codes c {LIVE_GRANT} \
          WHERE c.code_hash = $1 AND c.consumed_at = $2;",
         redeemed_columns()
@@ -151,6 +151,7 @@ fn sqlite_redeem_sql(with_refresh: bool) -> String {
              WHERE c.code_hash = $1 AND c.consumed_at = $2 AND g.revoked_at IS NULL;"
         ));
     }
+    sql.push_str(" COMMIT;");
     sql
 }
 
@@ -232,7 +233,24 @@ impl Db {
         if let Some(r) = &first_refresh {
             query = query.bind(r.token_hash).bind(r.expires_at);
         }
-        let rows = query.fetch_all(self.pool()).await?;
+        let rows = match self.backend() {
+            Backend::Postgres => query.fetch_all(self.pool()).await?,
+            Backend::Sqlite => {
+                // The batch runs in one transaction (one WAL commit instead of three). Should a
+                // statement fail, the transaction it opened must not outlive this call on a
+                // pooled connection: roll back, and drop the connection if even that fails.
+                let mut conn = self.pool().acquire().await?;
+                match query.fetch_all(&mut *conn).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                            drop(conn.detach());
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
+        };
         let fresh = |row: &&super::Row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1);
         if !rows.iter().any(|row| fresh(&row)) {
             return Ok(CodeRedemption::AssertionReplayed);
