@@ -684,13 +684,22 @@ fn stop_perf(mut p: Child) {
     let _ = p.wait();
 }
 
-fn get_job(http: &reqwest::Client, url: String, bearer: Option<String>) -> Job {
+/// The access tokens a GET phase sends: none, one for every request, or each once.
+enum Bearer {
+    None,
+    Same(String),
+    EachOnce(Arc<Vec<String>>),
+}
+
+fn get_job(http: &reqwest::Client, url: String, bearer: Bearer) -> Job {
     let http = http.clone();
-    Arc::new(move |_| {
-        let mut req = http.get(&url);
-        if let Some(t) = &bearer {
-            req = req.bearer_auth(t);
-        }
+    Arc::new(move |i| {
+        let req = http.get(&url);
+        let req = match &bearer {
+            Bearer::None => req,
+            Bearer::Same(t) => req.bearer_auth(t),
+            Bearer::EachOnce(tokens) => req.bearer_auth(&tokens[i]),
+        };
         Box::pin(async move {
             let res = req.send().await.map_err(|e| e.to_string())?;
             let status = res.status();
@@ -900,18 +909,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     // Userinfo with tokens the server has not seen at userinfo before (each used once): the
     // first call of a partner's session, where the access token's signature must be checked.
     let first_tokens: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *issued.lock().unwrap()));
-    let first_job: Job = {
-        let (http, url, tokens) = (http.clone(), format!("{base}/userinfo"), first_tokens.clone());
-        Arc::new(move |i| {
-            let req = http.get(&url).bearer_auth(&tokens[i]);
-            Box::pin(async move {
-                let res = req.send().await.map_err(|e| e.to_string())?;
-                let status = res.status();
-                let body = res.bytes().await.map_err(|e| e.to_string())?;
-                if status.is_success() && !body.is_empty() { Ok(()) } else { Err(format!("{status}: {}", String::from_utf8_lossy(&body))) }
-            })
-        })
-    };
+    let first_job = get_job(&http, format!("{base}/userinfo"), Bearer::EachOnce(first_tokens.clone()));
     let userinfo_first = phase(&ctx, "userinfo-first", first_job, 0, first_tokens.len(), duration).await;
 
     // A fresh access token for userinfo (tokens live 5 minutes; each phase is far shorter).
@@ -920,13 +918,13 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let access = tokens["access_token"].as_str().context("access_token")?.to_string();
     let token_at = Instant::now();
     let max_get = 2_000_000;
-    let userinfo = phase(&ctx, "userinfo", get_job(&http, format!("{base}/userinfo"), Some(access)), 1000, max_get, duration).await;
+    let userinfo = phase(&ctx, "userinfo", get_job(&http, format!("{base}/userinfo"), Bearer::Same(access)), 1000, max_get, duration).await;
     if token_at.elapsed() > Duration::from_secs(240) {
         eprintln!("  warning: the userinfo phase outlived a comfortable access token age");
     }
     let discovery_r =
-        phase(&ctx, "discovery", get_job(&http, format!("{base}/.well-known/openid-configuration"), None), 1000, max_get, duration).await;
-    let jwks = phase(&ctx, "jwks", get_job(&http, format!("{base}/.well-known/jwks.json"), None), 1000, max_get, duration).await;
+        phase(&ctx, "discovery", get_job(&http, format!("{base}/.well-known/openid-configuration"), Bearer::None), 1000, max_get, duration).await;
+    let jwks = phase(&ctx, "jwks", get_job(&http, format!("{base}/.well-known/jwks.json"), Bearer::None), 1000, max_get, duration).await;
     if let Some(s) = scraper {
         s.abort();
     }

@@ -134,9 +134,7 @@ impl KeyRing {
         key.verifier.verify_sig(signing_input.as_bytes(), &sig).map_err(|_| JwtError::Signature)?;
         Ok(claims)
     }
-}
 
-impl KeyRing {
     /// `verify`, remembering the verdict for the token's lifetime: a partner calling userinfo
     /// again with the same access token skips the RSA verification and the JSON parsing (a
     /// quarter of such a request's CPU). Only a byte-identical token hits, and callers still

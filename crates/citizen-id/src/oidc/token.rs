@@ -159,13 +159,10 @@ async fn authorization_code_grant(
 ) -> Result<TokenResponse, OAuthError> {
     let partner = &client.partner;
     let now = clock::now_ms();
-    let id_token_expires_at = (now / 1000 + state.settings.lifetimes.id_token / 1000) * 1000;
+    let id_token_expires_at = expiry_secs(now, state.settings.lifetimes.id_token) * 1000;
     // The first refresh token is stored with the redemption itself (one round trip).
-    let refresh_token = partner.refresh_tokens.then(|| random_token(32));
-    let refresh_hash = refresh_token.as_deref().map(sha256_hex);
-    let first_refresh = refresh_hash
-        .as_deref()
-        .map(|token_hash| NewRefreshToken { token_hash, expires_at: now + state.settings.lifetimes.refresh_token });
+    let fresh = partner.refresh_tokens.then(|| FreshRefreshToken::new(state, now));
+    let first_refresh = fresh.as_ref().map(|f| NewRefreshToken { token_hash: &f.hash, expires_at: f.expires_at });
     let redeemed = match state.db.redeem_code(&sha256_hex(code), now, id_token_expires_at, &client.assertion, first_refresh).await? {
         CodeRedemption::Redeemed(r) => r,
         // Spec Table 3: a code used twice is denied; the store has revoked its grant
@@ -188,13 +185,12 @@ async fn authorization_code_grant(
     let access_token = sign(state, &access_token_claims(&state.settings, grant, account, &scopes, now))?;
     // The ID token's jti and expiry are recorded on the code row (for single sign-on by
     // asserted_login_identity, `oidc::asserted_identity`); nothing more to write for it.
-    let mut id_claims = id_token_claims(&state.settings, grant, account, &scopes, &redeemed.nonce, now);
-    id_claims.insert("jti".into(), json!(redeemed.id_token_jti));
+    let id_claims = id_token_claims(&state.settings, grant, account, &scopes, &redeemed.nonce, &redeemed.id_token_jti, now);
     let id_token = sign(state, &id_claims)?;
     // Routine issuance is not an audit event: the grant, ID token and refresh token rows record
     // it durably already, and the hash-chained audit write is the costliest statement of the
     // exchange. Sign-ins, replays and reuse (the security events) are audited.
-    Ok(response(state, access_token, Some(id_token), refresh_token, &scopes))
+    Ok(response(state, access_token, Some(id_token), fresh.map(|f| f.token), &scopes))
 }
 
 /// What binds a code to this request: the client it was issued to (RFC 6749 4.1.3), the
@@ -250,8 +246,8 @@ async fn refresh_token_grant(
     // refresh token: the scope must parse and be within what the partner may ever hold.
     let requested = scope.map(|s| requested_scope(s, partner)).transpose()?;
     let now = clock::now_ms();
-    let grant = match state.db.rotate_refresh_token(&sha256_hex(refresh_token), now).await? {
-        RefreshRotation::Rotated { grant, .. } => grant,
+    let (grant, account) = match state.db.rotate_refresh_token(&sha256_hex(refresh_token), now).await? {
+        RefreshRotation::Rotated { grant, subject, .. } => (grant, subject),
         RefreshRotation::Reused => {
             audit(state, "token.refresh_reused", None, partner, json!({ "grant_type": "refresh_token" }), now).await?;
             return Err(invalid_grant("The refresh token has already been used; sign the user in again"));
@@ -270,7 +266,6 @@ async fn refresh_token_grant(
         Some(r) if r.is_subset_of(&original) => r,
         Some(_) => return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the scope originally granted")),
     };
-    let account = load_account(state, &grant).await?;
     let access_token = sign(state, &access_token_claims(&state.settings, &grant, &account, &scopes, now))?;
     let refresh_token = new_refresh_token(state, &grant, now).await?;
     Ok(response(state, access_token, None, Some(refresh_token), &scopes))
@@ -290,18 +285,26 @@ fn requested_scope(value: &str, partner: &PartnerRecord) -> Result<ScopeSet, OAu
     Ok(set)
 }
 
-/// The citizen behind a grant; a deleted account ends the grant (`invalid_grant`).
-async fn load_account(state: &AppState, grant: &GrantRecord) -> Result<Subject, OAuthError> {
-    let account = state.db.account(&grant.account_id).await?.ok_or_else(|| invalid_grant("The user account no longer exists"))?;
-    Ok(Subject::from(&account))
+/// Issues and stores (hashed) a refresh token for the grant's full scope.
+async fn new_refresh_token(state: &AppState, grant: &GrantRecord, now: i64) -> Result<String, OAuthError> {
+    let fresh = FreshRefreshToken::new(state, now);
+    state.db.insert_refresh_token(&fresh.hash, &grant.id, &grant.scope, now, fresh.expires_at).await?;
+    Ok(fresh.token)
 }
 
-/// Issues and stores (hashed) a refresh token for the grant's full scope (spec 4.4: 30 days).
-async fn new_refresh_token(state: &AppState, grant: &GrantRecord, now: i64) -> Result<String, OAuthError> {
-    let token = random_token(32);
-    let expires = now + state.settings.lifetimes.refresh_token;
-    state.db.insert_refresh_token(&sha256_hex(&token), &grant.id, &grant.scope, now, expires).await?;
-    Ok(token)
+/// A new refresh token (spec 4.4: 30 days), and the hash that is all the store keeps of it.
+struct FreshRefreshToken {
+    token: String,
+    hash: String,
+    expires_at: i64,
+}
+
+impl FreshRefreshToken {
+    fn new(state: &AppState, now: i64) -> FreshRefreshToken {
+        let token = random_token(32);
+        let hash = sha256_hex(&token);
+        FreshRefreshToken { token, hash, expires_at: now + state.settings.lifetimes.refresh_token }
+    }
 }
 
 fn sign(state: &AppState, claims: &Map<String, Value>) -> Result<String, OAuthError> {
@@ -331,17 +334,22 @@ async fn audit(
     Ok(state.db.audit(e, now).await?)
 }
 
+/// A token's `exp` (unix seconds) when issued at `now_ms` for `lifetime_ms`.
+fn expiry_secs(now_ms: i64, lifetime_ms: i64) -> i64 {
+    now_ms / 1000 + lifetime_ms / 1000
+}
+
 /// Claims common to both tokens (spec Tables 16 and 17). JWT times are unix seconds;
 /// `GrantRecord.auth_time` already is (it is copied from the session's `Authenticated`).
-fn base_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, lifetime_ms: i64, now_ms: i64) -> Map<String, Value> {
+fn base_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, jti: &str, lifetime_ms: i64, now_ms: i64) -> Map<String, Value> {
     let now = now_ms / 1000;
     let mut c = Map::new();
     c.insert("iss".into(), json!(settings.issuer));
     c.insert("sub".into(), json!(account.id));
     c.insert("aud".into(), json!(grant.client_id));
-    c.insert("exp".into(), json!(now + lifetime_ms / 1000));
+    c.insert("exp".into(), json!(expiry_secs(now_ms, lifetime_ms)));
     c.insert("iat".into(), json!(now));
-    c.insert("jti".into(), json!(random_token(16)));
+    c.insert("jti".into(), json!(jti));
     c.insert("auth_time".into(), json!(grant.auth_time));
     c.insert("vot".into(), json!(grant.vot));
     c.insert("vtm".into(), json!(vtm(settings)));
@@ -350,7 +358,7 @@ fn base_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, life
 
 /// Spec 4.3 Table 17, plus `sid` (the grant id) so UserInfo can refuse a revoked grant.
 pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, scopes: &ScopeSet, now_ms: i64) -> Map<String, Value> {
-    let mut c = base_claims(settings, grant, account, settings.lifetimes.access_token, now_ms);
+    let mut c = base_claims(settings, grant, account, &random_token(16), settings.lifetimes.access_token, now_ms);
     c.insert("scope".into(), json!(scopes.as_string()));
     c.insert("sid".into(), json!(grant.id));
     // Table 17: nhs_number "if known ... subject to the profile scope being requested".
@@ -361,9 +369,18 @@ pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &S
     c
 }
 
-/// Spec 4.2 Table 16: identity_proofing_level always, the other user claims by scope.
-pub fn id_token_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, scopes: &ScopeSet, nonce: &str, now_ms: i64) -> Map<String, Value> {
-    let mut c = base_claims(settings, grant, account, settings.lifetimes.id_token, now_ms);
+/// Spec 4.2 Table 16: identity_proofing_level always, the other user claims by scope. `jti` is
+/// the one recorded with the authorization code.
+pub fn id_token_claims(
+    settings: &Settings,
+    grant: &GrantRecord,
+    account: &Subject,
+    scopes: &ScopeSet,
+    nonce: &str,
+    jti: &str,
+    now_ms: i64,
+) -> Map<String, Value> {
+    let mut c = base_claims(settings, grant, account, jti, settings.lifetimes.id_token, now_ms);
     if !nonce.is_empty() {
         c.insert("nonce".into(), json!(nonce));
     }
@@ -543,12 +560,12 @@ pub(crate) mod tests {
         let at = access_token_claims(&s, &grant, &account, &profile, 1_700_000_010_000);
         assert_eq!((at["nhs_number"].as_str(), at["vot"].as_str(), at["auth_time"].as_i64()), (Some("9000000009"), Some("P9.Cp.Cd"), Some(1_700_000_000)));
         assert!(at.get("family_name").is_none(), "demographics are not access token claims");
-        let id = id_token_claims(&s, &grant, &account, &profile, "n", 1_700_000_010_000);
+        let id = id_token_claims(&s, &grant, &account, &profile, "n", "jti-1", 1_700_000_010_000);
         assert_eq!((id["family_name"].as_str(), id["nhs_number"].as_str()), (Some("Doe"), Some("9000000009")));
         assert!(id.get("given_name").is_none() && id.get("sid").is_none() && id.get("scope").is_none());
         let basic = ScopeSet::parse("openid basic_demographics").unwrap();
         assert!(access_token_claims(&s, &grant, &account, &basic, 0).get("nhs_number").is_none());
-        assert!(id_token_claims(&s, &grant, &account, &basic, "", 0).get("nonce").is_none());
+        assert!(id_token_claims(&s, &grant, &account, &basic, "", "jti-2", 0).get("nonce").is_none());
         account.nhs_number = None;
         assert!(access_token_claims(&s, &grant, &account, &profile, 0).get("nhs_number").is_none());
     }

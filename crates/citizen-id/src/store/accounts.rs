@@ -52,25 +52,6 @@ pub struct Subject {
     pub gp_credentials_sealed: Option<String>,
 }
 
-impl From<&AccountRecord> for Subject {
-    fn from(a: &AccountRecord) -> Subject {
-        Subject {
-            id: a.id.clone(),
-            email: a.email.clone(),
-            mobile: a.mobile.clone(),
-            landline: a.landline.clone(),
-            proofing_level: a.proofing_level.clone(),
-            nhs_number: a.nhs_number.clone(),
-            family_name: a.family_name.clone(),
-            given_name: a.given_name.clone(),
-            birthdate: a.birthdate.clone(),
-            gp_ods_code: a.gp_ods_code.clone(),
-            phone_pds_matched: a.phone_pds_matched,
-            gp_credentials_sealed: a.gp_credentials_sealed.clone(),
-        }
-    }
-}
-
 pub(super) const SUBJECT_COLUMNS: &str = "a.id, a.email, a.mobile, a.landline, a.proofing_level, a.nhs_number, a.family_name, a.given_name, \
                                a.birthdate, a.gp_ods_code, a.phone_pds_matched, a.gp_credentials";
 

@@ -72,7 +72,7 @@ pub enum CodeRedemption {
 
 #[derive(Debug)]
 pub enum RefreshRotation {
-    Rotated { grant: GrantRecord, scope: String },
+    Rotated { grant: GrantRecord, subject: Box<Subject>, scope: String },
     /// A rotated-out token came back: the family has been revoked.
     Reused,
     Invalid,
@@ -251,8 +251,7 @@ impl Db {
                 }
             }
         };
-        let fresh = |row: &&super::Row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1);
-        if !rows.iter().any(|row| fresh(&row)) {
+        if !rows.iter().any(|row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1)) {
             return Ok(CodeRedemption::AssertionReplayed);
         }
         let redeemed = rows.iter().find(|row| row.try_get::<i64, _>("redeemed").is_ok_and(|n| n == 1));
@@ -287,7 +286,7 @@ impl Db {
     }
 
     /// The live grant `grant_id` and its citizen as partners see them, in one round trip (the
-    /// userinfo hot path).
+    /// userinfo hot path; also the refresh grant's).
     pub async fn active_grant_with_subject(&self, grant_id: &str) -> StoreResult<Option<(GrantRecord, Subject)>> {
         // Built once: this is the query behind every userinfo request.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -356,8 +355,8 @@ impl Db {
         };
         let grant_id: String = row.try_get("grant_id")?;
         let scope: String = row.try_get("scope")?;
-        Ok(match self.active_grant(&grant_id).await? {
-            Some(grant) => RefreshRotation::Rotated { grant, scope },
+        Ok(match self.active_grant_with_subject(&grant_id).await? {
+            Some((grant, subject)) => RefreshRotation::Rotated { grant, subject: Box::new(subject), scope },
             None => RefreshRotation::Invalid,
         })
     }

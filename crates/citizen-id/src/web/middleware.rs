@@ -28,12 +28,17 @@ impl CspNonce {
     }
 }
 
-/// The page policy with a script nonce, or with no scripts at all when none was issued.
-const CSP_BEFORE_SCRIPT: &str = "default-src 'self'; script-src ";
-const CSP_AFTER_SCRIPT: &str = "; style-src 'self'; img-src 'self' data:; font-src 'self' https://assets.nhs.uk; \
-     connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
-const CSP_WITHOUT_SCRIPTS: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; \
-     font-src 'self' https://assets.nhs.uk; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/// The page policy, around its `script-src` sources: the response's nonce, or `'none'` when no
+/// nonce was issued.
+fn csp(script_src: &str) -> String {
+    format!(
+        "default-src 'self'; script-src {script_src}; style-src 'self'; img-src 'self' data:; \
+         font-src 'self' https://assets.nhs.uk; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// The policy of every response without scripts, built once.
+static CSP_WITHOUT_SCRIPTS: LazyLock<HeaderValue> = LazyLock::new(|| HeaderValue::from_str(&csp("'none'")).expect("ascii"));
 
 /// An opaque id tying a request's log lines together (also echoed to the client).
 #[derive(Debug, Clone)]
@@ -70,11 +75,11 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
     let mut res = tracing::Instrument::instrument(next.run(req), span).await;
 
     let h = res.headers_mut();
-    let csp = match nonce.issued() {
-        Some(n) => HeaderValue::from_str(&format!("{CSP_BEFORE_SCRIPT}'nonce-{n}' 'strict-dynamic'{CSP_AFTER_SCRIPT}")).expect("ascii"),
-        None => HeaderValue::from_static(CSP_WITHOUT_SCRIPTS),
+    let policy = match nonce.issued() {
+        Some(n) => HeaderValue::from_str(&csp(&format!("'nonce-{n}' 'strict-dynamic'"))).expect("ascii"),
+        None => CSP_WITHOUT_SCRIPTS.clone(),
     };
-    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(header::CONTENT_SECURITY_POLICY, policy);
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // Codes and states travel in URLs: never leak them to other sites through Referer. (Not
