@@ -98,10 +98,12 @@ impl Db {
                 })
             })
             .max_connections(match backend {
-                // SQLite takes one writer at a time and sqlx gives each connection a thread of
-                // its own: beyond a few, connections only queue for the write lock (measured:
-                // 8 connections cost the token exchange about 5% more CPU than 3).
-                Backend::Sqlite => 4,
+                // One connection: SQLite takes one writer at a time anyway, and a connection
+                // drops its whole page cache (and its memory map) at the start of a transaction
+                // whenever another connection has written since. With several connections every
+                // token exchange re-read its pages that way (measured: 830-841 µs of server CPU
+                // per exchange with 4 connections, 732-744 with one; userinfo unchanged).
+                Backend::Sqlite => 1,
                 Backend::Postgres => 16,
             });
         let options = if backend == Backend::Sqlite {
