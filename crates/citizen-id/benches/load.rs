@@ -709,6 +709,7 @@ fn get_job(http: &reqwest::Client, url: String, bearer: Bearer) -> Job {
     })
 }
 
+#[derive(Clone)]
 struct Exchange {
     code: String,
     assertion: String,
@@ -845,10 +846,8 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let (spare, exchanges) = exchanges.split_at(spares);
     let (warm, exchanges) = exchanges.split_at(warm_exchanges);
     let (round_items, timed) = exchanges.split_at(rounds * round_codes);
-    let warm: Arc<Vec<Exchange>> =
-        Arc::new(warm.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
-    let timed: Arc<Vec<Exchange>> =
-        Arc::new(timed.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
+    let warm = Arc::new(warm.to_vec());
+    let timed = Arc::new(timed.to_vec());
     // The timed exchanges' access tokens, each used once afterwards by `userinfo-first`.
     let issued: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let make_exchange_job = |items: Arc<Vec<Exchange>>| -> Job {
@@ -883,8 +882,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     if pin_server {
         let mut before = adjacent_baseline(0.5);
         for chunk in round_items.chunks(round_codes).take(rounds) {
-            let items: Arc<Vec<Exchange>> =
-                Arc::new(chunk.iter().map(|x| Exchange { code: x.code.clone(), assertion: x.assertion.clone() }).collect());
+            let items = Arc::new(chunk.to_vec());
             let r = phase(&ctx, "exchange-round", make_exchange_job(items), 0, chunk.len(), Duration::from_secs_f64(round_secs)).await;
             let after = adjacent_baseline(0.5);
             if let (Some(b), Some(a)) = (before, after) {

@@ -78,8 +78,11 @@ pub enum RefreshRotation {
     Invalid,
 }
 
+/// Only the tests read a bare grant; the token endpoint and userinfo read it with its citizen.
+#[cfg(test)]
 const GRANT_COLUMNS: &str = "g.id, g.account_id, g.client_id, g.scope, g.vot, g.auth_time";
 
+#[cfg(test)]
 fn grant_from(row: &super::Row) -> StoreResult<GrantRecord> {
     Ok(GrantRecord {
         id: row.try_get("id")?,
@@ -299,6 +302,7 @@ impl Db {
         row.as_ref().map(live_grant_from).transpose()
     }
 
+    #[cfg(test)]
     pub async fn active_grant(&self, grant_id: &str) -> StoreResult<Option<GrantRecord>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GRANT_COLUMNS} FROM grants g WHERE g.id = $1 AND g.revoked_at IS NULL")))
             .bind(grant_id)
