@@ -109,6 +109,16 @@ fn main() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Machine and process helpers
 
+/// Code redemptions per SQLite transaction over the run (`store::group_commit`), read from the
+/// server's counters; None on PostgreSQL or when nothing was redeemed.
+fn redemption_batching(metrics: &str) -> Option<f64> {
+    let value = |name: &str| -> Option<f64> {
+        metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    };
+    let (redemptions, transactions) = (value("citizen_id_code_redemptions_total")?, value("citizen_id_code_redemption_transactions_total")?);
+    (transactions > 0.0).then(|| redemptions / transactions)
+}
+
 fn online_cpus() -> usize {
     std::fs::read_to_string("/proc/cpuinfo").map(|s| s.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(1).max(1)
 }
@@ -930,7 +940,8 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
     // The metrics recorder keeps histogram samples until they are rendered: scrape once.
-    http.get(format!("{base}/metrics")).send().await?.bytes().await?;
+    let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let batching = redemption_batching(&metrics);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_scrape_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
     drop(http);
@@ -1039,6 +1050,9 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             verdict(m >= EXCHANGE_TARGET_FRACTION)
         );
     }
+    if let Some(b) = batching {
+        println!("Code redemptions per SQLite transaction (group commit), over the whole run: {b:.2}");
+    }
     println!(
         "Userinfo:  {:.0}/s vs {USERINFO_TARGET_PER_SEC:.0}/s = {:.1}%: {}",
         userinfo.per_sec,
@@ -1108,7 +1122,8 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
                           "server_core_sign_with_before_after": [before_exchange.map(|b| b.0), after_exchange.map(|a| a.0)], "ratio_vs_server_core_adjacent": exchange_ratio_adjacent,
                           "met_vs_server_core_adjacent": exchange_ratio_adjacent.map(|r| r >= EXCHANGE_TARGET_FRACTION),
                           "interleaved_round_ratios": round_ratios, "interleaved_median_ratio": round_median,
-                          "met_interleaved_median": round_median.map(|m| m >= EXCHANGE_TARGET_FRACTION) },
+                          "met_interleaved_median": round_median.map(|m| m >= EXCHANGE_TARGET_FRACTION),
+                          "redemptions_per_sqlite_transaction": batching },
             "userinfo": { "per_sec": userinfo.per_sec, "target_per_sec": USERINFO_TARGET_PER_SEC, "ratio": userinfo_ratio, "met": userinfo_ratio >= 1.0 },
             "idle_rss": { "mib": mib(idle_rss_kib), "target_mib": IDLE_RSS_TARGET_MIB, "ratio": idle_ratio, "met": idle_ratio < 1.0 },
         },

@@ -5,6 +5,7 @@
 use sqlx::Row as _;
 
 use super::accounts::{SUBJECT_COLUMNS, Subject, subject_from_row};
+use super::group_commit::Redemption;
 use super::{Backend, Db, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -117,17 +118,13 @@ fn redeemed_columns() -> String {
     format!("c.grant_id, c.client_id, c.redirect_uri, c.nonce, c.code_challenge, c.id_token_jti, {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS}")
 }
 
-/// The redemption SQL for `Db::redeem_code`, built once per backend and variant. Parameters:
+/// PostgreSQL's redemption SQL for `Db::redeem_code`, built once per variant. Parameters:
 /// $1 code hash, $2 now, $3 ID token expiry, $4-$6 the client assertion's client_id, jti and
 /// row expiry, then ($7 refresh token hash, $8 its expiry).
-fn redeem_sql(backend: Backend, with_refresh: bool) -> &'static str {
+fn postgres_redeem_sql(with_refresh: bool) -> &'static str {
     use std::sync::LazyLock;
-    static SQLITE: LazyLock<[String; 2]> = LazyLock::new(|| [sqlite_redeem_sql(false), sqlite_redeem_sql(true)]);
-    static POSTGRES: LazyLock<[String; 2]> = LazyLock::new(|| [postgres_redeem_sql(false), postgres_redeem_sql(true)]);
-    match backend {
-        Backend::Sqlite => &SQLITE[usize::from(with_refresh)],
-        Backend::Postgres => &POSTGRES[usize::from(with_refresh)],
-    }
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [postgres_redeem_sql_text(false), postgres_redeem_sql_text(true)]);
+    &SQL[usize::from(with_refresh)]
 }
 
 const RECORD_ASSERTION: &str =
@@ -138,29 +135,57 @@ const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_
 const STORE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
                              SELECT $7, g.id, g.scope, $2, $8 FROM grants g";
 
-/// SQLite: the statements sent together. `changes()` is the number of rows the statement before
-/// changed on this connection: the code is consumed only if the assertion's jti was new, and
-/// the SELECT says whether this call's UPDATE consumed it.
-fn sqlite_redeem_sql(with_refresh: bool) -> String {
-    let mut sql = format!(
-        "BEGIN IMMEDIATE; {RECORD_ASSERTION} RETURNING 1 AS assertion_fresh; {CONSUME_CODE} AND changes() = 1; \
-         SELECT changes() AS redeemed, {} FROM authorization_codes c {LIVE_GRANT} \
-         WHERE c.code_hash = $1 AND c.consumed_at = $2;",
+/// SQLite: `n` redemptions in one transaction, sent together (`store::group_commit`). Item `k`
+/// has parameters `$8k+1` to `$8k+8` (numbered as for PostgreSQL, plus 8k) and its rows carry
+/// `item = k`. Built once per batch size.
+pub(super) fn sqlite_redeem_batch_sql(n: usize) -> &'static str {
+    use std::sync::LazyLock;
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+        (1..=super::group_commit::MAX_BATCH)
+            .map(|n| {
+                let items: String = (0..n).map(sqlite_redeem_item_sql).collect();
+                format!("BEGIN IMMEDIATE;{items} COMMIT;")
+            })
+            .collect()
+    });
+    &SQL[n - 1]
+}
+
+/// One redemption's statements. `changes()` is the number of rows the last INSERT, UPDATE or
+/// DELETE changed on this connection: the code is consumed only if the assertion's jti was new,
+/// the SELECT says whether this item's UPDATE consumed it, and the refresh token is stored only
+/// then (`$7` NULL: the partner takes none) and only with a live grant.
+fn sqlite_redeem_item_sql(k: usize) -> String {
+    let sql = format!(
+        " {RECORD_ASSERTION} RETURNING 1 AS assertion_fresh, {k} AS item; {CONSUME_CODE} AND changes() = 1; \
+         SELECT {k} AS item, changes() AS redeemed, {} FROM authorization_codes c {LIVE_GRANT} \
+         WHERE c.code_hash = $1 AND c.consumed_at = $2; \
+         {STORE_REFRESH} JOIN authorization_codes c ON c.grant_id = g.id \
+         WHERE changes() = 1 AND $7 IS NOT NULL AND c.code_hash = $1 AND c.consumed_at = $2 AND g.revoked_at IS NULL;",
         redeemed_columns()
     );
-    if with_refresh {
-        sql.push_str(&format!(
-            " {STORE_REFRESH} JOIN authorization_codes c ON c.grant_id = g.id \
-             WHERE c.code_hash = $1 AND c.consumed_at = $2 AND g.revoked_at IS NULL;"
-        ));
+    renumber_parameters(&sql, 8 * k)
+}
+
+/// `$n` becomes `$(n + offset)` throughout `sql`.
+fn renumber_parameters(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = sql;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n: usize = rest[..digits].parse().expect("a parameter number follows every $");
+        out.push_str(&(n + offset).to_string());
+        rest = &rest[digits..];
     }
-    sql.push_str(" COMMIT;");
-    sql
+    out.push_str(rest);
+    out
 }
 
 /// PostgreSQL: one statement. The CTE `c` holds the code only if this statement consumed it,
 /// which it does only if `j` recorded the assertion's jti; one row always answers for both.
-fn postgres_redeem_sql(with_refresh: bool) -> String {
+fn postgres_redeem_sql_text(with_refresh: bool) -> String {
     let store = if with_refresh {
         format!(", r AS ({STORE_REFRESH} JOIN c ON c.grant_id = g.id WHERE g.revoked_at IS NULL RETURNING 1)")
     } else {
@@ -213,8 +238,9 @@ impl Db {
     /// given, storing the grant's first refresh token. A second use revokes the grant.
     ///
     /// One round trip instead of three (this is the token endpoint's hot path): on PostgreSQL
-    /// one statement with data-modifying CTEs; on SQLite three statements sent together, where
-    /// `changes()` tells whether this call's UPDATE consumed the code. The refresh token is
+    /// one statement with data-modifying CTEs; on SQLite statements sent together, where
+    /// `changes()` tells whether this call's UPDATE consumed the code, in one transaction with
+    /// the other redemptions waiting at the time (`store::group_commit`). The refresh token is
     /// stored only with a live grant; should the caller then refuse the code (another client,
     /// a wrong PKCE verifier), it revokes the grant, which ends that token too.
     pub async fn redeem_code(
@@ -225,33 +251,29 @@ impl Db {
         assertion: &AssertionUse,
         first_refresh: Option<NewRefreshToken<'_>>,
     ) -> StoreResult<CodeRedemption> {
-        let sql = redeem_sql(self.backend(), first_refresh.is_some());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(code_hash)
-            .bind(now)
-            .bind(id_token_expires_at)
-            .bind(&assertion.client_id)
-            .bind(&assertion.jti)
-            .bind(assertion.expires_at);
-        if let Some(r) = &first_refresh {
-            query = query.bind(r.token_hash).bind(r.expires_at);
-        }
         let rows = match self.backend() {
-            Backend::Postgres => query.fetch_all(self.pool()).await?,
-            Backend::Sqlite => {
-                // The batch runs in one transaction (one WAL commit instead of three). Should a
-                // statement fail, the transaction it opened must not outlive this call on a
-                // pooled connection: roll back, and drop the connection if even that fails.
-                let mut conn = self.pool().acquire().await?;
-                match query.fetch_all(&mut *conn).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                            drop(conn.detach());
-                        }
-                        return Err(e.into());
-                    }
+            Backend::Postgres => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(postgres_redeem_sql(first_refresh.is_some())))
+                    .bind(code_hash)
+                    .bind(now)
+                    .bind(id_token_expires_at)
+                    .bind(&assertion.client_id)
+                    .bind(&assertion.jti)
+                    .bind(assertion.expires_at);
+                if let Some(r) = &first_refresh {
+                    query = query.bind(r.token_hash).bind(r.expires_at);
                 }
+                query.fetch_all(self.pool()).await?
+            }
+            Backend::Sqlite => {
+                self.redeem_in_batch(Redemption {
+                    code_hash: code_hash.to_owned(),
+                    now,
+                    id_token_expires_at,
+                    assertion: assertion.clone(),
+                    refresh: first_refresh.map(|r| (r.token_hash.to_owned(), r.expires_at)),
+                })
+                .await?
             }
         };
         if !rows.iter().any(|row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1)) {

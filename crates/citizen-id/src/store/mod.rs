@@ -10,6 +10,7 @@ pub mod audit;
 pub mod codes;
 pub mod consents;
 pub mod grants;
+mod group_commit;
 pub mod id_tokens;
 pub mod keys;
 pub mod lifecycle;
@@ -68,6 +69,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite's code redemptions waiting for the connection (`group_commit`).
+    redemptions: std::sync::Arc<group_commit::RedemptionQueue>,
 }
 
 impl Db {
@@ -125,7 +128,7 @@ impl Db {
             options
         };
         let pool = options.connect(url).await?;
-        let db = Db { pool, backend };
+        let db = Db { pool, backend, redemptions: Default::default() };
         migrations::apply(&db).await?;
         Ok(db)
     }
