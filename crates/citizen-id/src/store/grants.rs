@@ -135,52 +135,61 @@ const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_
 const STORE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
                              SELECT $7, g.id, g.scope, $2, $8 FROM grants g";
 
-/// SQLite: `n` redemptions in one transaction, sent together (`store::group_commit`). Item `k`
-/// has parameters `$8k+1` to `$8k+8` (numbered as for PostgreSQL, plus 8k) and its rows carry
-/// `item = k`. Built once per batch size.
+/// The scratch table a SQLite redemption batch works in: one row per redemption, with what
+/// became of it. A TEMP table belongs to its connection and is emptied before every COMMIT, so
+/// it holds nothing between batches (and a ROLLBACK empties it too).
+pub(super) const SQLITE_REDEEM_SCRATCH: &str = "CREATE TEMP TABLE IF NOT EXISTS redeem_batch (\
+    item INTEGER PRIMARY KEY, code_hash TEXT NOT NULL, at_ms BIGINT NOT NULL, id_token_expires_at BIGINT NOT NULL, \
+    client_id TEXT NOT NULL, jti TEXT NOT NULL, assertion_expires_at BIGINT NOT NULL, \
+    refresh_hash TEXT, refresh_expires_at BIGINT, fresh INTEGER NOT NULL DEFAULT 0, redeemed INTEGER NOT NULL DEFAULT 0)";
+
+/// SQLite: `n` redemptions in one transaction (`store::group_commit`), in set-based statements
+/// whose number does not grow with `n`: every statement and every row is a hand-off between
+/// SQLite's worker thread and the async side. Item `k` binds `$8k+1` to `$8k+8` in the order of
+/// the PostgreSQL statement's `$1` to `$8`; one row per item comes back, in item order.
+///
+/// What one redemption alone would do, item by item in order: its assertion's jti is fresh if
+/// it is not stored yet and no earlier item has it; only then may it consume its code, which it
+/// does if the code is unconsumed, unexpired and no earlier fresh item consumed it; only then
+/// is its refresh token stored, and only with a live grant.
 pub(super) fn sqlite_redeem_batch_sql(n: usize) -> &'static str {
     use std::sync::LazyLock;
-    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
-        (1..=super::group_commit::MAX_BATCH)
-            .map(|n| {
-                let items: String = (0..n).map(sqlite_redeem_item_sql).collect();
-                format!("BEGIN IMMEDIATE;{items} COMMIT;")
-            })
-            .collect()
-    });
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| (1..=super::group_commit::MAX_BATCH).map(sqlite_redeem_batch_sql_text).collect());
     &SQL[n - 1]
 }
 
-/// One redemption's statements. `changes()` is the number of rows the last INSERT, UPDATE or
-/// DELETE changed on this connection: the code is consumed only if the assertion's jti was new,
-/// the SELECT says whether this item's UPDATE consumed it, and the refresh token is stored only
-/// then (`$7` NULL: the partner takes none) and only with a live grant.
-fn sqlite_redeem_item_sql(k: usize) -> String {
-    let sql = format!(
-        " {RECORD_ASSERTION} RETURNING 1 AS assertion_fresh, {k} AS item; {CONSUME_CODE} AND changes() = 1; \
-         SELECT {k} AS item, changes() AS redeemed, {} FROM authorization_codes c {LIVE_GRANT} \
-         WHERE c.code_hash = $1 AND c.consumed_at = $2; \
-         {STORE_REFRESH} JOIN authorization_codes c ON c.grant_id = g.id \
-         WHERE changes() = 1 AND $7 IS NOT NULL AND c.code_hash = $1 AND c.consumed_at = $2 AND g.revoked_at IS NULL;",
+fn sqlite_redeem_batch_sql_text(n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|k| {
+            let p = |i: usize| format!("${}", 8 * k + i);
+            format!("({k}, {}, {}, {}, {}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8))
+        })
+        .collect();
+    format!(
+        "BEGIN IMMEDIATE; \
+         INSERT INTO temp.redeem_batch (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, \
+         refresh_hash, refresh_expires_at) VALUES {}; \
+         UPDATE temp.redeem_batch AS b SET fresh = 1 \
+         WHERE NOT EXISTS (SELECT 1 FROM client_assertions ca WHERE ca.client_id = b.client_id AND ca.jti = b.jti) \
+         AND b.item = (SELECT MIN(d.item) FROM temp.redeem_batch d WHERE d.client_id = b.client_id AND d.jti = b.jti); \
+         INSERT INTO client_assertions (client_id, jti, expires_at) \
+         SELECT client_id, jti, assertion_expires_at FROM temp.redeem_batch WHERE fresh = 1; \
+         UPDATE temp.redeem_batch AS b SET redeemed = 1 WHERE b.fresh = 1 \
+         AND EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = b.code_hash AND c.consumed_at IS NULL AND c.expires_at > b.at_ms) \
+         AND b.item = (SELECT MIN(d.item) FROM temp.redeem_batch d WHERE d.code_hash = b.code_hash AND d.fresh = 1); \
+         UPDATE authorization_codes AS c SET consumed_at = b.at_ms, id_token_expires_at = b.id_token_expires_at \
+         FROM temp.redeem_batch b WHERE b.redeemed = 1 AND c.code_hash = b.code_hash; \
+         INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+         SELECT b.refresh_hash, g.id, g.scope, b.at_ms, b.refresh_expires_at FROM temp.redeem_batch b \
+         JOIN authorization_codes c ON c.code_hash = b.code_hash JOIN grants g ON g.id = c.grant_id \
+         WHERE b.redeemed = 1 AND b.refresh_hash IS NOT NULL AND g.revoked_at IS NULL; \
+         SELECT b.item, b.fresh AS assertion_fresh, b.redeemed, {} FROM temp.redeem_batch b \
+         LEFT JOIN authorization_codes c ON c.code_hash = b.code_hash AND b.redeemed = 1 {LIVE_GRANT} ORDER BY b.item; \
+         DELETE FROM temp.redeem_batch; \
+         COMMIT;",
+        values.join(", "),
         redeemed_columns()
-    );
-    renumber_parameters(&sql, 8 * k)
-}
-
-/// `$n` becomes `$(n + offset)` throughout `sql`.
-fn renumber_parameters(sql: &str, offset: usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut rest = sql;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..=i]);
-        rest = &rest[i + 1..];
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let n: usize = rest[..digits].parse().expect("a parameter number follows every $");
-        out.push_str(&(n + offset).to_string());
-        rest = &rest[digits..];
-    }
-    out.push_str(rest);
-    out
+    )
 }
 
 /// PostgreSQL: one statement. The CTE `c` holds the code only if this statement consumed it,

@@ -118,9 +118,10 @@ impl Db {
                     // default cache: the token endpoint's cost grew by a sixth as the file did.
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
-                         PRAGMA mmap_size = 268435456; PRAGMA cache_size = -8192;",
+                         PRAGMA mmap_size = 268435456; PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
                     )
                     .await?;
+                    conn.execute(grants::SQLITE_REDEEM_SCRATCH).await?;
                     Ok(())
                 })
             })
