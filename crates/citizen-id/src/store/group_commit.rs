@@ -10,12 +10,15 @@
 //! at once, alone. The batch runs in a spawned task, so a client that disconnects mid-batch
 //! cannot cancel the other clients' redemptions. Should a batch fail, it is rolled back and each
 //! of its redemptions is run again alone, so an error reaches only the request that caused it.
+//! The batch's SQL (`grants::sqlite_redeem_batch_sql`) is set-based: its statements do not grow
+//! in number with the batch, since each statement and each row is a wake-up between threads.
 //!
 //! PostgreSQL does not use this: there one statement per redemption runs on one of several
 //! connections, from several processes.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::oneshot;
@@ -56,10 +59,10 @@ struct Queue {
 #[derive(Debug, Default)]
 pub(super) struct RedemptionQueue {
     queue: Mutex<Queue>,
-    /// Transactions run, and redemptions run in them (retries alone included): how well
-    /// batching works, for the tests and the benchmark's reading.
-    transactions: AtomicU64,
-    redemptions: AtomicU64,
+    /// Transactions run, and redemptions run in them (retries alone included), for the tests;
+    /// `/metrics` has the same two counts.
+    #[cfg(test)]
+    counts: (AtomicU64, AtomicU64),
 }
 
 impl std::fmt::Debug for Queue {
@@ -72,7 +75,18 @@ impl RedemptionQueue {
     /// (transactions, redemptions) run so far.
     #[cfg(test)]
     pub(super) fn counts(&self) -> (u64, u64) {
-        (self.transactions.load(Ordering::Relaxed), self.redemptions.load(Ordering::Relaxed))
+        (self.counts.0.load(Ordering::Relaxed), self.counts.1.load(Ordering::Relaxed))
+    }
+
+    /// Counts a transaction of `n` redemptions.
+    fn record(&self, n: usize) {
+        metrics::counter!("citizen_id_code_redemption_transactions_total").increment(1);
+        metrics::counter!("citizen_id_code_redemptions_total").increment(n as u64);
+        #[cfg(test)]
+        {
+            self.counts.0.fetch_add(1, Ordering::Relaxed);
+            self.counts.1.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
@@ -161,10 +175,7 @@ impl Db {
     /// the transaction is rolled back (or the connection closed, should even that fail).
     async fn run_batch(&self, conn: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Redemption]) -> StoreResult<Vec<Vec<Row>>> {
         use sqlx::Row as _;
-        self.redemptions.transactions.fetch_add(1, Ordering::Relaxed);
-        self.redemptions.redemptions.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        metrics::counter!("citizen_id_code_redemption_transactions_total").increment(1);
-        metrics::counter!("citizen_id_code_redemptions_total").increment(batch.len() as u64);
+        self.redemptions.record(batch.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_redeem_batch_sql(batch.len())));
         for r in batch {
             query = query
