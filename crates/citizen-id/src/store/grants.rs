@@ -247,9 +247,9 @@ impl Db {
     /// given, storing the grant's first refresh token. A second use revokes the grant.
     ///
     /// One round trip instead of three (this is the token endpoint's hot path): on PostgreSQL
-    /// one statement with data-modifying CTEs; on SQLite statements sent together, where
-    /// `changes()` tells whether this call's UPDATE consumed the code, in one transaction with
-    /// the other redemptions waiting at the time (`store::group_commit`). The refresh token is
+    /// one statement with data-modifying CTEs; on SQLite set-based statements sent together, in
+    /// one transaction with the other redemptions waiting at the time (`store::group_commit`,
+    /// `sqlite_redeem_batch_sql`). The refresh token is
     /// stored only with a live grant; should the caller then refuse the code (another client,
     /// a wrong PKCE verifier), it revokes the grant, which ends that token too.
     pub async fn redeem_code(
