@@ -263,6 +263,17 @@ mod tests {
         }
     }
 
+    /// A fixture with grants "ga", "gb" and "gc" for citizen "acct-1", and their codes.
+    async fn three_codes() -> (crate::state::AppState, tempfile::TempDir, [String; 3]) {
+        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let (state, dir) = fixture(&key).await;
+        let mut codes = Vec::new();
+        for grant in ["ga", "gb", "gc"] {
+            codes.push(grant_code(&state, grant, "openid", None).await);
+        }
+        (state, dir, codes.try_into().expect("three codes"))
+    }
+
     async fn refresh_tokens_of(db: &Db, grant: &str) -> i64 {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM refresh_tokens WHERE grant_id = $1")
             .bind(grant)
@@ -273,14 +284,8 @@ mod tests {
 
     #[tokio::test]
     async fn redemptions_waiting_together_share_one_transaction_and_keep_their_own_answers() {
-        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        let (state, _dir) = fixture(&key).await;
+        let (state, _dir, [a, b, c]) = three_codes().await;
         let db = &state.db;
-        let (a, b, c) = (
-            grant_code(&state, "ga", "openid", None).await,
-            grant_code(&state, "gb", "openid", None).await,
-            grant_code(&state, "gc", "openid", None).await,
-        );
         let before = db.redemptions.counts();
         let results = queue_behind_held_connection(db, 6, || {
             vec![
@@ -314,14 +319,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_redemption_fails_alone_and_writes_nothing() {
-        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        let (state, _dir) = fixture(&key).await;
+        let (state, _dir, [a, b, c]) = three_codes().await;
         let db = &state.db;
-        let (a, b, c) = (
-            grant_code(&state, "ga", "openid", None).await,
-            grant_code(&state, "gb", "openid", None).await,
-            grant_code(&state, "gc", "openid", None).await,
-        );
         // A refresh token hash that is taken already makes b's INSERT fail, and so the batch.
         db.insert_refresh_token("taken", "gx", "openid", 0, clock::now_ms() + 60_000).await.unwrap();
         let before = db.redemptions.counts();
