@@ -6,6 +6,7 @@ use openidconnect::{OAuth2TokenResponse as _, TokenResponse as _};
 
 use crate::on_both_databases;
 use crate::support::flows::{register, sign_in};
+use crate::support::protocol::{assertion, code, exchange, signed_in, userinfo};
 use crate::support::rp::{Rp, access_token, refresh_token};
 use crate::support::web::WebClient;
 use crate::support::TestApp;
@@ -77,4 +78,46 @@ async fn single_sign_on_across_partners(app: TestApp) {
     assert_eq!(page.heading(), "Sign in");
 }
 
-on_both_databases!(full_code_flow_with_a_real_relying_party, single_sign_on_across_partners);
+/// Many exchanges at once, as a busy partner sends them (on SQLite the store runs concurrent
+/// redemptions together in one transaction, `store::group_commit`): each code yields the tokens
+/// of its own authorization request, and a code sent twice yields one set of tokens, whose grant
+/// the second use then revokes.
+async fn concurrent_exchanges_each_get_their_own_tokens(app: TestApp) {
+    let p = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    let citizen = app.citizen().await;
+    let mut web = signed_in(&app, &p, &citizen).await;
+    let mut codes = Vec::new();
+    for i in 0..24 {
+        codes.push(code(&app, &mut web, &p, &[("nonce", &format!("nonce-{i}"))]).await);
+    }
+    // Every code once, and the last four a second time, all in flight together.
+    let sent: Vec<usize> = (0..24).chain(20..24).collect();
+    let assertions: Vec<String> = sent.iter().map(|_| assertion(&app, &p)).collect();
+    let answers = futures_util::future::join_all(sent.iter().zip(&assertions).map(|(&i, a)| exchange(&app, &p, &codes[i], a))).await;
+
+    let nonce_of = |body: &serde_json::Value| {
+        let payload = body["id_token"].as_str().and_then(|t| t.split('.').nth(1)).and_then(citizen_id::crypto::b64url_decode).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["nonce"].as_str().unwrap().to_string()
+    };
+    for i in 0..24 {
+        let mine: Vec<&(u16, serde_json::Value)> = sent.iter().zip(&answers).filter(|(s, _)| **s == i).map(|(_, a)| a).collect();
+        let ok: Vec<_> = mine.iter().filter(|(status, _)| *status == 200).collect();
+        assert_eq!(ok.len(), 1, "code {i}: one set of tokens, got {mine:?}");
+        let body = &ok[0].1;
+        assert_eq!(nonce_of(body), format!("nonce-{i}"), "code {i} got another request's ID token");
+        let (status, _) = userinfo(&app, body["access_token"].as_str().unwrap()).await;
+        if i < 20 {
+            assert_eq!(status, 200, "code {i}");
+        } else {
+            let refused = mine.iter().find(|(status, _)| *status != 200).expect("the second use is refused");
+            assert_eq!((refused.0, refused.1["error"].as_str()), (400, Some("invalid_grant")), "code {i}");
+            assert_eq!(status, 401, "code {i}: a code used twice revokes its grant");
+        }
+    }
+}
+
+on_both_databases!(
+    full_code_flow_with_a_real_relying_party,
+    single_sign_on_across_partners,
+    concurrent_exchanges_each_get_their_own_tokens
+);
