@@ -118,14 +118,23 @@ fn redeemed_columns() -> String {
     format!("c.grant_id, c.client_id, c.redirect_uri, c.nonce, c.code_challenge, c.id_token_jti, {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS}")
 }
 
-/// PostgreSQL's redemption SQL for `Db::redeem_code`, built once per variant. Parameters:
-/// $1 code hash, $2 now, $3 ID token expiry, $4-$6 the client assertion's client_id, jti and
-/// row expiry, then ($7 refresh token hash, $8 its expiry).
-fn postgres_redeem_sql(with_refresh: bool) -> &'static str {
-    use std::sync::LazyLock;
-    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [postgres_redeem_sql_text(false), postgres_redeem_sql_text(true)]);
-    &SQL[usize::from(with_refresh)]
+/// Binds one redemption's parameters as both backends' redemption SQL numbers them: $1 code
+/// hash, $2 now, $3 ID token expiry, $4-$6 the client assertion's client_id, jti and row expiry,
+/// $7 the refresh token hash and $8 its expiry (NULL when the partner takes no refresh tokens).
+/// A SQLite batch binds one such run of eight per redemption.
+pub(super) fn bind_redemption<'q>(query: AnyQuery<'q>, r: &'q Redemption) -> AnyQuery<'q> {
+    query
+        .bind(r.code_hash.as_str())
+        .bind(r.now)
+        .bind(r.id_token_expires_at)
+        .bind(r.assertion.client_id.as_str())
+        .bind(r.assertion.jti.as_str())
+        .bind(r.assertion.expires_at)
+        .bind(r.refresh.as_ref().map(|(hash, _)| hash.as_str()))
+        .bind(r.refresh.as_ref().map(|(_, expires_at)| *expires_at))
 }
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 const RECORD_ASSERTION: &str =
     "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($4, $5, $6) ON CONFLICT (client_id, jti) DO NOTHING";
@@ -145,8 +154,8 @@ pub(super) const SQLITE_REDEEM_SCRATCH: &str = "CREATE TEMP TABLE IF NOT EXISTS 
 
 /// SQLite: `n` redemptions in one transaction (`store::group_commit`), in set-based statements
 /// whose number does not grow with `n`: every statement and every row is a hand-off between
-/// SQLite's worker thread and the async side. Item `k` binds `$8k+1` to `$8k+8` in the order of
-/// the PostgreSQL statement's `$1` to `$8`; one row per item comes back, in item order.
+/// SQLite's worker thread and the async side. Item `k` binds `$8k+1` to `$8k+8` (each item's run
+/// of eight as `bind_redemption` binds it); one row per item comes back, in item order.
 ///
 /// What one redemption alone would do, item by item in order: its assertion's jti is fresh if
 /// it is not stored yet and no earlier item has it; only then may it consume its code, which it
@@ -192,22 +201,22 @@ fn sqlite_redeem_batch_sql_text(n: usize) -> String {
     )
 }
 
-/// PostgreSQL: one statement. The CTE `c` holds the code only if this statement consumed it,
-/// which it does only if `j` recorded the assertion's jti; one row always answers for both.
-fn postgres_redeem_sql_text(with_refresh: bool) -> String {
-    let store = if with_refresh {
-        format!(", r AS ({STORE_REFRESH} JOIN c ON c.grant_id = g.id WHERE g.revoked_at IS NULL RETURNING 1)")
-    } else {
-        String::new()
-    };
-    format!(
-        "WITH j AS ({RECORD_ASSERTION} RETURNING 1), \
-         c AS ({CONSUME_CODE} AND EXISTS (SELECT 1 FROM j) \
-         RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti){store} \
-         SELECT (SELECT COUNT(*) FROM j) AS assertion_fresh, (SELECT COUNT(*) FROM c) AS redeemed, {} \
-         FROM (SELECT 1 AS one) AS one LEFT JOIN c ON TRUE {LIVE_GRANT}",
-        redeemed_columns()
-    )
+/// PostgreSQL: one statement, built once. The CTE `c` holds the code only if this statement
+/// consumed it, which it does only if `j` recorded the assertion's jti; `r` stores the refresh
+/// token, if there is one, only for a consumed code with a live grant; one row always answers.
+fn postgres_redeem_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH j AS ({RECORD_ASSERTION} RETURNING 1), \
+             c AS ({CONSUME_CODE} AND EXISTS (SELECT 1 FROM j) \
+             RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti), \
+             r AS ({STORE_REFRESH} JOIN c ON c.grant_id = g.id WHERE g.revoked_at IS NULL AND $7 IS NOT NULL RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM j) AS assertion_fresh, (SELECT COUNT(*) FROM c) AS redeemed, {} \
+             FROM (SELECT 1 AS one) AS one LEFT JOIN c ON TRUE {LIVE_GRANT}",
+            redeemed_columns()
+        )
+    });
+    &SQL
 }
 
 impl Db {
@@ -260,30 +269,18 @@ impl Db {
         assertion: &AssertionUse,
         first_refresh: Option<NewRefreshToken<'_>>,
     ) -> StoreResult<CodeRedemption> {
+        let redemption = Redemption {
+            code_hash: code_hash.to_owned(),
+            now,
+            id_token_expires_at,
+            assertion: assertion.clone(),
+            refresh: first_refresh.map(|r| (r.token_hash.to_owned(), r.expires_at)),
+        };
         let rows = match self.backend() {
             Backend::Postgres => {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(postgres_redeem_sql(first_refresh.is_some())))
-                    .bind(code_hash)
-                    .bind(now)
-                    .bind(id_token_expires_at)
-                    .bind(&assertion.client_id)
-                    .bind(&assertion.jti)
-                    .bind(assertion.expires_at);
-                if let Some(r) = &first_refresh {
-                    query = query.bind(r.token_hash).bind(r.expires_at);
-                }
-                query.fetch_all(self.pool()).await?
+                bind_redemption(sqlx::query(sqlx::AssertSqlSafe(postgres_redeem_sql())), &redemption).fetch_all(self.pool()).await?
             }
-            Backend::Sqlite => {
-                self.redeem_in_batch(Redemption {
-                    code_hash: code_hash.to_owned(),
-                    now,
-                    id_token_expires_at,
-                    assertion: assertion.clone(),
-                    refresh: first_refresh.map(|r| (r.token_hash.to_owned(), r.expires_at)),
-                })
-                .await?
-            }
+            Backend::Sqlite => self.redeem_in_batch(redemption).await?,
         };
         if !rows.iter().any(|row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1)) {
             return Ok(CodeRedemption::AssertionReplayed);

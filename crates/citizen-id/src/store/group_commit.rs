@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::oneshot;
 
-use super::grants::{AssertionUse, sqlite_redeem_batch_sql};
+use super::grants::{AssertionUse, bind_redemption, sqlite_redeem_batch_sql};
 use super::{Db, Row, StoreError, StoreResult};
 
 /// At most this many redemptions share one transaction (the batch SQL is built once per size).
@@ -178,15 +178,7 @@ impl Db {
         self.redemptions.record(batch.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_redeem_batch_sql(batch.len())));
         for r in batch {
-            query = query
-                .bind(r.code_hash.as_str())
-                .bind(r.now)
-                .bind(r.id_token_expires_at)
-                .bind(r.assertion.client_id.as_str())
-                .bind(r.assertion.jti.as_str())
-                .bind(r.assertion.expires_at)
-                .bind(r.refresh.as_ref().map(|(hash, _)| hash.as_str()))
-                .bind(r.refresh.as_ref().map(|(_, expires_at)| *expires_at));
+            query = bind_redemption(query, r);
         }
         let rows = match query.fetch_all(&mut **conn).await {
             Ok(rows) => rows,
