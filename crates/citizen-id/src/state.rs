@@ -28,7 +28,8 @@ pub struct App {
     /// The passkey relying party (RP id and origin from the issuer).
     pub webauthn: Arc<webauthn_rs::Webauthn>,
     /// Partner records read on the token endpoint's hot path, kept for `PARTNER_CACHE_TTL`.
-    partner_cache: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, PartnerRecord)>>,
+    /// Shared, not cloned per request: a record carries its keys as JSON (a dozen allocations).
+    partner_cache: std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, Arc<PartnerRecord>)>>,
 }
 
 /// How long a partner record read for client authentication is reused. A change made with
@@ -38,13 +39,13 @@ pub const PARTNER_CACHE_TTL: std::time::Duration = std::time::Duration::from_sec
 impl App {
     /// The partner, from a short-lived cache (client authentication runs on every token
     /// request; the registry changes rarely).
-    pub async fn partner_cached(&self, client_id: &str) -> crate::store::StoreResult<Option<PartnerRecord>> {
+    pub async fn partner_cached(&self, client_id: &str) -> crate::store::StoreResult<Option<Arc<PartnerRecord>>> {
         if let Some((at, p)) = self.partner_cache.read().expect("cache lock").get(client_id) {
             if at.elapsed() < PARTNER_CACHE_TTL {
                 return Ok(Some(p.clone()));
             }
         }
-        let found = self.db.partner(client_id).await?;
+        let found = self.db.partner(client_id).await?.map(Arc::new);
         let mut cache = self.partner_cache.write().expect("cache lock");
         match &found {
             Some(p) => {

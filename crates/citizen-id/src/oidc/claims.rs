@@ -59,9 +59,7 @@ pub fn user_claims(
             // Table 2: profile = nhs_number, birthdate, family_name, identity_proofing_level.
             // Table 16: nhs_number "if ... known".
             Scope::Profile => {
-                if verified {
-                    put_text(&mut claims, "nhs_number", account.nhs_number.as_deref());
-                }
+                put_text(&mut claims, "nhs_number", released_nhs_number(account, scopes));
                 put_demographics(&mut claims, account, verified, level);
             }
             // Table 2 (v1.14): basic_demographics is profile without the NHS number.
@@ -114,6 +112,13 @@ pub fn user_claims(
         }
     }
     claims
+}
+
+/// The NHS number the `profile` scope releases (Table 2, Table 16 "if ... known"; the access
+/// token's Table 17 claim): only for an identity verified to P5 or above, never empty.
+pub fn released_nhs_number<'a>(account: &'a Subject, scopes: &ScopeSet) -> Option<&'a str> {
+    let verified = level_of(&account.proofing_level) >= ProofingLevel::P5;
+    account.nhs_number.as_deref().map(str::trim).filter(|n| verified && !n.is_empty() && scopes.contains(Scope::Profile))
 }
 
 /// The user claims that go into the ID token: Table 16 lists `family_name`, `birthdate`,

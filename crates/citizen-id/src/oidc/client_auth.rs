@@ -67,7 +67,7 @@ pub async fn authenticate_client(
 /// records it in the same round trip as the code's redemption; `record_assertion` does it alone.
 #[derive(Debug)]
 pub struct AuthenticatedClient {
-    pub partner: PartnerRecord,
+    pub partner: Arc<PartnerRecord>,
     pub assertion: AssertionUse,
 }
 

@@ -5,6 +5,8 @@
 //! authenticates the partner first (spec 7.2, `client_auth`), then consumes its grant atomically
 //! in the store, then checks what binds the grant to this request, then signs.
 
+use std::borrow::Cow;
+
 use domain::ScopeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -33,6 +35,41 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
+}
+
+impl TokenResponse {
+    /// The response body. Tokens are base64url with dots and the scope is scope names and
+    /// spaces, none of which JSON escapes: such a body is written as it is, without serde_json's
+    /// byte-by-byte escaping pass over its three kilobytes. Anything else goes through serde_json.
+    pub fn to_json(&self) -> String {
+        let plain = |v: &str| v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '));
+        let values = [Some(&self.access_token), self.id_token.as_ref(), self.refresh_token.as_ref(), Some(&self.scope)];
+        if !plain(self.token_type) || !values.iter().flatten().all(|v| plain(v)) {
+            return serde_json::to_string(self).expect("a token response serialises");
+        }
+        let mut out = String::with_capacity(values.iter().flatten().map(|v| v.len() + 20).sum::<usize>() + 64);
+        let mut field = |name: &str, value: &str, quoted: bool| {
+            out.push_str(if out.is_empty() { "{\"" } else { ",\"" });
+            out.push_str(name);
+            out.push_str(if quoted { "\":\"" } else { "\":" });
+            out.push_str(value);
+            if quoted {
+                out.push('"');
+            }
+        };
+        field("access_token", &self.access_token, true);
+        field("token_type", self.token_type, true);
+        field("expires_in", &self.expires_in.to_string(), false);
+        if let Some(id) = &self.id_token {
+            field("id_token", id, true);
+        }
+        if let Some(refresh) = &self.refresh_token {
+            field("refresh_token", refresh, true);
+        }
+        field("scope", &self.scope, true);
+        out.push('}');
+        out
+    }
 }
 
 /// Client authentication parameters (spec Table 6), common to every grant.
@@ -92,8 +129,19 @@ impl From<StoreError> for OAuthError {
 }
 
 /// The vector trust mark URL (spec 5.1.4-5.1.5): `{issuer}/trustmark/{issuer host}`.
+///
+/// Every token carries it, so the last one made is kept (the issuer never changes in a running
+/// server; the tests' servers have several, hence the check).
 pub fn vtm(settings: &Settings) -> String {
-    format!("{}/trustmark/{}", settings.issuer, issuer_host(&settings.issuer))
+    static LAST: std::sync::RwLock<Option<(String, String)>> = std::sync::RwLock::new(None);
+    if let Some((issuer, vtm)) = LAST.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
+        if *issuer == settings.issuer {
+            return vtm.clone();
+        }
+    }
+    let vtm = format!("{}/trustmark/{}", settings.issuer, issuer_host(&settings.issuer));
+    *LAST.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((settings.issuer.clone(), vtm.clone()));
+    vtm
 }
 
 /// The host part of the issuer URL (what `/trustmark/{host}` answers for).
@@ -127,18 +175,17 @@ async fn authenticate(state: &AppState, c: &ClientCredentials, token_endpoint: &
 /// `invalid_request`, unknown parameters are ignored. Table 10: a missing `grant_type` is
 /// `invalid_request`, an unknown one `unsupported_grant_type`.
 fn parse_request(form: Vec<(String, String)>) -> Result<TokenRequest, OAuthError> {
-    let mut seen = std::collections::HashSet::new();
     let mut map = Map::new();
     for (name, value) in form {
-        if !seen.insert(name.clone()) {
+        if map.contains_key(&name) {
             // Echo only names that are plainly parameter names (RFC 6749 5.2: ASCII descriptions).
             let shown = name.len() <= 40 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             return Err(invalid_request(if shown { format!("The {name} parameter is repeated") } else { "A parameter is repeated".into() }));
         }
-        if !value.is_empty() {
-            map.insert(name, Value::String(value));
-        }
+        // Kept while reading, so that a repeat of an empty parameter is still seen.
+        map.insert(name, Value::String(value));
     }
+    map.retain(|_, value| value.as_str().is_some_and(|v| !v.is_empty()));
     match map.get("grant_type").and_then(Value::as_str) {
         None => return Err(invalid_request("The grant_type parameter is required")),
         Some(g) if !GRANT_TYPES.contains(&g) => {
@@ -307,7 +354,7 @@ impl FreshRefreshToken {
     }
 }
 
-fn sign(state: &AppState, claims: &Map<String, Value>) -> Result<String, OAuthError> {
+fn sign(state: &AppState, claims: &impl Serialize) -> Result<String, OAuthError> {
     state.keys.sign(claims).map_err(server_error)
 }
 
@@ -341,52 +388,102 @@ fn expiry_secs(now_ms: i64, lifetime_ms: i64) -> i64 {
 
 /// Claims common to both tokens (spec Tables 16 and 17). JWT times are unix seconds;
 /// `GrantRecord.auth_time` already is (it is copied from the session's `Authenticated`).
-fn base_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, jti: &str, lifetime_ms: i64, now_ms: i64) -> Map<String, Value> {
-    let now = now_ms / 1000;
-    let mut c = Map::new();
-    c.insert("iss".into(), json!(settings.issuer));
-    c.insert("sub".into(), json!(account.id));
-    c.insert("aud".into(), json!(grant.client_id));
-    c.insert("exp".into(), json!(expiry_secs(now_ms, lifetime_ms)));
-    c.insert("iat".into(), json!(now));
-    c.insert("jti".into(), json!(jti));
-    c.insert("auth_time".into(), json!(grant.auth_time));
-    c.insert("vot".into(), json!(grant.vot));
-    c.insert("vtm".into(), json!(vtm(settings)));
-    c
+///
+/// The token types are structs serialised in place rather than JSON maps: an exchange signs two
+/// tokens, and building them as maps cost several dozen allocations per exchange.
+#[derive(Debug, Serialize)]
+pub struct BaseClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: Cow<'a, str>,
+    auth_time: i64,
+    vot: &'a str,
+    vtm: String,
+}
+
+fn base_claims<'a>(
+    settings: &'a Settings,
+    grant: &'a GrantRecord,
+    account: &'a Subject,
+    jti: Cow<'a, str>,
+    lifetime_ms: i64,
+    now_ms: i64,
+) -> BaseClaims<'a> {
+    BaseClaims {
+        iss: &settings.issuer,
+        sub: &account.id,
+        aud: &grant.client_id,
+        exp: expiry_secs(now_ms, lifetime_ms),
+        iat: now_ms / 1000,
+        jti,
+        auth_time: grant.auth_time,
+        vot: &grant.vot,
+        vtm: vtm(settings),
+    }
 }
 
 /// Spec 4.3 Table 17, plus `sid` (the grant id) so UserInfo can refuse a revoked grant.
-pub fn access_token_claims(settings: &Settings, grant: &GrantRecord, account: &Subject, scopes: &ScopeSet, now_ms: i64) -> Map<String, Value> {
-    let mut c = base_claims(settings, grant, account, &random_token(16), settings.lifetimes.access_token, now_ms);
-    c.insert("scope".into(), json!(scopes.as_string()));
-    c.insert("sid".into(), json!(grant.id));
-    // Table 17: nhs_number "if known ... subject to the profile scope being requested".
-    // (claims.rs releases nhs_number for the profile scope only, never basic_demographics.)
-    if let Some(n) = claims::id_token_claims(account, scopes).remove("nhs_number") {
-        c.insert("nhs_number".into(), n);
+#[derive(Debug, Serialize)]
+pub struct AccessTokenClaims<'a> {
+    #[serde(flatten)]
+    base: BaseClaims<'a>,
+    scope: String,
+    sid: &'a str,
+    /// Table 17: "if known ... subject to the profile scope being requested".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nhs_number: Option<&'a str>,
+}
+
+pub fn access_token_claims<'a>(
+    settings: &'a Settings,
+    grant: &'a GrantRecord,
+    account: &'a Subject,
+    scopes: &ScopeSet,
+    now_ms: i64,
+) -> AccessTokenClaims<'a> {
+    AccessTokenClaims {
+        base: base_claims(settings, grant, account, Cow::Owned(random_token(16)), settings.lifetimes.access_token, now_ms),
+        scope: scopes.as_string(),
+        sid: &grant.id,
+        // (claims.rs releases nhs_number for the profile scope only, never basic_demographics.)
+        nhs_number: claims::released_nhs_number(account, scopes),
     }
-    c
 }
 
 /// Spec 4.2 Table 16: identity_proofing_level always, the other user claims by scope. `jti` is
 /// the one recorded with the authorization code.
-pub fn id_token_claims(
-    settings: &Settings,
-    grant: &GrantRecord,
-    account: &Subject,
+#[derive(Debug, Serialize)]
+pub struct IdTokenClaims<'a> {
+    #[serde(flatten)]
+    base: BaseClaims<'a>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    nonce: &'a str,
+    identity_proofing_level: &'static str,
+    /// Table 16's other user claims the scopes release (never `identity_proofing_level` again).
+    #[serde(flatten)]
+    user: Map<String, Value>,
+}
+
+pub fn id_token_claims<'a>(
+    settings: &'a Settings,
+    grant: &'a GrantRecord,
+    account: &'a Subject,
     scopes: &ScopeSet,
-    nonce: &str,
-    jti: &str,
+    nonce: &'a str,
+    jti: &'a str,
     now_ms: i64,
-) -> Map<String, Value> {
-    let mut c = base_claims(settings, grant, account, jti, settings.lifetimes.id_token, now_ms);
-    if !nonce.is_empty() {
-        c.insert("nonce".into(), json!(nonce));
+) -> IdTokenClaims<'a> {
+    let mut user = claims::id_token_claims(account, scopes);
+    user.remove("identity_proofing_level");
+    IdTokenClaims {
+        base: base_claims(settings, grant, account, Cow::Borrowed(jti), settings.lifetimes.id_token, now_ms),
+        nonce,
+        identity_proofing_level: claims::level_of(&account.proofing_level).as_str(),
+        user,
     }
-    c.insert("identity_proofing_level".into(), json!(claims::level_of(&account.proofing_level).as_str()));
-    c.extend(claims::id_token_claims(account, scopes));
-    c
 }
 
 #[cfg(test)]
@@ -557,17 +654,46 @@ pub(crate) mod tests {
             ..Subject::default()
         };
         let profile = ScopeSet::parse("openid profile profile_extended").unwrap();
-        let at = access_token_claims(&s, &grant, &account, &profile, 1_700_000_010_000);
+        let at = json(&access_token_claims(&s, &grant, &account, &profile, 1_700_000_010_000));
         assert_eq!((at["nhs_number"].as_str(), at["vot"].as_str(), at["auth_time"].as_i64()), (Some("9000000009"), Some("P9.Cp.Cd"), Some(1_700_000_000)));
         assert!(at.get("family_name").is_none(), "demographics are not access token claims");
-        let id = id_token_claims(&s, &grant, &account, &profile, "n", "jti-1", 1_700_000_010_000);
+        let id = json(&id_token_claims(&s, &grant, &account, &profile, "n", "jti-1", 1_700_000_010_000));
         assert_eq!((id["family_name"].as_str(), id["nhs_number"].as_str()), (Some("Doe"), Some("9000000009")));
+        assert_eq!((id["identity_proofing_level"].as_str(), id["nonce"].as_str(), id["jti"].as_str()), (Some("P9"), Some("n"), Some("jti-1")));
         assert!(id.get("given_name").is_none() && id.get("sid").is_none() && id.get("scope").is_none());
         let basic = ScopeSet::parse("openid basic_demographics").unwrap();
-        assert!(access_token_claims(&s, &grant, &account, &basic, 0).get("nhs_number").is_none());
-        assert!(id_token_claims(&s, &grant, &account, &basic, "", "jti-2", 0).get("nonce").is_none());
+        assert!(json(&access_token_claims(&s, &grant, &account, &basic, 0)).get("nhs_number").is_none());
+        let id = json(&id_token_claims(&s, &grant, &account, &basic, "", "jti-2", 0));
+        assert!(id.get("nonce").is_none());
+        assert_eq!((id["identity_proofing_level"].as_str(), id["family_name"].as_str()), (Some("P9"), Some("Doe")));
         account.nhs_number = None;
-        assert!(access_token_claims(&s, &grant, &account, &profile, 0).get("nhs_number").is_none());
+        assert!(json(&access_token_claims(&s, &grant, &account, &profile, 0)).get("nhs_number").is_none());
+    }
+
+    #[test]
+    fn token_response_json_is_what_serde_json_writes() {
+        let full = TokenResponse {
+            access_token: "eyJh.eyJz-_.sig".into(),
+            token_type: "Bearer",
+            expires_in: 300,
+            id_token: Some("a.b.c".into()),
+            refresh_token: Some("r-_0".into()),
+            scope: "openid profile".into(),
+        };
+        let bare = TokenResponse { id_token: None, refresh_token: None, ..full.clone() };
+        let odd = TokenResponse { scope: "openid \"x\\\u{1}".into(), ..full.clone() };
+        for r in [full, bare, odd] {
+            assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
+        }
+    }
+
+    /// Claims as the token carries them, checking that each name is written once (a struct
+    /// field and a flattened map could otherwise both write `identity_proofing_level`).
+    fn json(claims: &impl Serialize) -> Value {
+        let text = serde_json::to_string(claims).unwrap();
+        let parsed: Map<String, Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(text.matches("\":").count(), parsed.len(), "a claim name appears twice in {text}");
+        Value::Object(parsed)
     }
 
     #[tokio::test]

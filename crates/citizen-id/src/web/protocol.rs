@@ -28,7 +28,7 @@ pub async fn post_token(State(state): State<AppState>, headers: HeaderMap, body:
     match result {
         Ok(tokens) => {
             metrics::counter!("citizen_id_tokens_issued_total").increment(1);
-            no_store(StatusCode::OK, Json(tokens))
+            no_store(StatusCode::OK, ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], tokens.to_json()))
         }
         Err(e) => {
             metrics::counter!("citizen_id_token_errors_total", "error" => e.code.as_str()).increment(1);
@@ -49,7 +49,50 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
     if std::str::from_utf8(body).is_err() {
         return Err(OAuthError::new(ErrorCode::InvalidRequest, "The body is not valid UTF-8"));
     }
-    Ok(url::form_urlencoded::parse(body).into_owned().collect())
+    Ok(form_pairs(body))
+}
+
+/// `application/x-www-form-urlencoded` pairs, decoded exactly as `form_urlencoded::parse` does
+/// (empty pieces skipped, a name without `=` has an empty value, `+` is a space, percent-escapes
+/// decoded). A part with neither `+` nor `%` is already its own decoding and is copied as it is:
+/// a client assertion is a kilobyte of base64url, which the general decoder walks byte by byte.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |part: &[u8]| -> String {
+        if part.iter().any(|&b| b == b'+' || b == b'%') {
+            String::from_utf8_lossy(&percent_decode_plus(part)).into_owned()
+        } else {
+            String::from_utf8_lossy(part).into_owned()
+        }
+    };
+    body.split(|&b| b == b'&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (name, value) = match piece.iter().position(|&b| b == b'=') {
+                Some(i) => (&piece[..i], &piece[i + 1..]),
+                None => (piece, &b""[..]),
+            };
+            (decode(name), decode(value))
+        })
+        .collect()
+}
+
+/// `+` as a space and `%XX` as its byte; a `%` without two hex digits after it stays as it is.
+fn percent_decode_plus(part: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(part.len());
+    let mut i = 0;
+    while i < part.len() {
+        match part[i] {
+            b'+' => out.push(b' '),
+            b'%' if let (Some(hi), Some(lo)) = (part.get(i + 1).and_then(|&b| hex(b)), part.get(i + 2).and_then(|&b| hex(b))) => {
+                out.push(hi << 4 | lo);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// RFC 6749 5.2 / spec 3.5.3.2: 400, except `invalid_client` (401; no `WWW-Authenticate`, as
@@ -155,6 +198,23 @@ mod tests {
     use super::*;
     use crate::oidc::token::tests::{fixture, form, grant_code};
     use aws_lc_rs::rsa::{KeyPair, KeySize};
+
+    #[test]
+    fn form_pairs_decode_as_form_urlencoded_does() {
+        let fixed: [&[u8]; 12] = [
+            b"", b"&&", b"a", b"a=", b"=b", b"a=b=c&d", b"a+b=c+d", b"a%3Db=%26%zz%4", b"%e2%82%ac=%C3%A9&x=%ff",
+            b"grant_type=authorization_code&code=abc-_.~&client_assertion=eyJ.eyJ.sig", b"a=%", b"\xff=1",
+        ];
+        let mut rng = rand::rng();
+        let alphabet = b"ab=&+%3D2fF\xc3\xa9";
+        let random: Vec<Vec<u8>> = (0..2000)
+            .map(|_| (0..rand::Rng::random_range(&mut rng, 0..24)).map(|_| alphabet[rand::Rng::random_range(&mut rng, 0..alphabet.len())]).collect())
+            .collect();
+        for body in fixed.iter().map(|b| b.to_vec()).chain(random) {
+            let expected: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+            assert_eq!(form_pairs(&body), expected, "{:?}", String::from_utf8_lossy(&body));
+        }
+    }
 
     async fn json_of(r: Response) -> Value {
         let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
