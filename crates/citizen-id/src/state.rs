@@ -40,10 +40,10 @@ impl App {
     /// The partner, from a short-lived cache (client authentication runs on every token
     /// request; the registry changes rarely).
     pub async fn partner_cached(&self, client_id: &str) -> crate::store::StoreResult<Option<Arc<PartnerRecord>>> {
-        if let Some((at, p)) = self.partner_cache.read().expect("cache lock").get(client_id) {
-            if at.elapsed() < PARTNER_CACHE_TTL {
-                return Ok(Some(p.clone()));
-            }
+        if let Some((at, p)) = self.partner_cache.read().expect("cache lock").get(client_id)
+            && at.elapsed() < PARTNER_CACHE_TTL
+        {
+            return Ok(Some(p.clone()));
         }
         let found = self.db.partner(client_id).await?.map(Arc::new);
         let mut cache = self.partner_cache.write().expect("cache lock");

@@ -134,10 +134,10 @@ impl From<StoreError> for OAuthError {
 /// server; the tests' servers have several, hence the check).
 pub fn vtm(settings: &Settings) -> String {
     static LAST: std::sync::RwLock<Option<(String, String)>> = std::sync::RwLock::new(None);
-    if let Some((issuer, vtm)) = LAST.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref() {
-        if *issuer == settings.issuer {
-            return vtm.clone();
-        }
+    if let Some((issuer, vtm)) = LAST.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+        && *issuer == settings.issuer
+    {
+        return vtm.clone();
     }
     let vtm = format!("{}/trustmark/{}", settings.issuer, issuer_host(&settings.issuer));
     *LAST.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((settings.issuer.clone(), vtm.clone()));
