@@ -7,7 +7,7 @@ use domain::{ProofingLevel, ScopeSet};
 use super::authorize::{AuthorizeRequest, Prompt};
 use super::error::{AuthorizeError, ErrorCode};
 use crate::clock;
-use crate::crypto::{random_token, sha256_hex};
+use crate::crypto::{secret_key, time_ordered_token};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::grants::{GrantRecord, NewAuthorizationCode};
@@ -62,9 +62,11 @@ pub async fn next_step(state: &AppState, request: &AuthorizeRequest, auth: Optio
 /// Stores a grant and a single-use code (hashed), and returns the partner redirect.
 pub async fn issue_code(state: &AppState, request: &AuthorizeRequest, auth: &Authenticated, vot: &str) -> Result<String, StoreError> {
     let now = clock::now_ms();
-    let code = random_token(32);
+    // Time-ordered, like the code's key and the ID token's jti below: their rows' index entries
+    // are appended rather than scattered (`crypto::time_ordered_token`).
+    let code = time_ordered_token(now, 32);
     let grant = GrantRecord {
-        id: random_token(16),
+        id: time_ordered_token(now, 12),
         account_id: auth.account_id.clone(),
         client_id: request.client_id.clone(),
         scope: request.scope.clone(),
@@ -72,13 +74,13 @@ pub async fn issue_code(state: &AppState, request: &AuthorizeRequest, auth: &Aut
         auth_time: auth.auth_time,
     };
     let new_code = NewAuthorizationCode {
-        code_hash: sha256_hex(&code),
+        code_hash: secret_key(&code),
         client_id: request.client_id.clone(),
         redirect_uri: request.redirect_uri.clone(),
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
         expires_at: now + state.settings.lifetimes.authorization_code,
-        id_token_jti: random_token(16),
+        id_token_jti: time_ordered_token(now, 12),
     };
     state.db.insert_grant_with_code(&grant, &new_code, now).await?;
     metrics::counter!("citizen_id_sign_ins_total", "client_id" => request.client_id.clone()).increment(1);

@@ -16,7 +16,7 @@ use super::client_auth::{AuthenticatedClient, assertion_replayed, authenticate_c
 use super::error::{ErrorCode, OAuthError};
 use crate::clock;
 use crate::config::Settings;
-use crate::crypto::{b64url, constant_time_eq, random_token, sha256_hex};
+use crate::crypto::{b64url, constant_time_eq, random_token, secret_key, time_ordered_token};
 use crate::state::AppState;
 use crate::store::accounts::Subject;
 use crate::store::audit::AuditEvent;
@@ -210,7 +210,7 @@ async fn authorization_code_grant(
     // The first refresh token is stored with the redemption itself (one round trip).
     let fresh = partner.refresh_tokens.then(|| FreshRefreshToken::new(state, now));
     let first_refresh = fresh.as_ref().map(|f| NewRefreshToken { token_hash: &f.hash, expires_at: f.expires_at });
-    let redeemed = match state.db.redeem_code(&sha256_hex(code), now, id_token_expires_at, &client.assertion, first_refresh).await? {
+    let redeemed = match state.db.redeem_code(&secret_key(code), now, id_token_expires_at, &client.assertion, first_refresh).await? {
         CodeRedemption::Redeemed(r) => r,
         // Spec Table 3: a code used twice is denied; the store has revoked its grant
         // (RFC 6749 4.1.2: "SHOULD revoke ... all tokens previously issued based on that code").
@@ -293,7 +293,7 @@ async fn refresh_token_grant(
     // refresh token: the scope must parse and be within what the partner may ever hold.
     let requested = scope.map(|s| requested_scope(s, partner)).transpose()?;
     let now = clock::now_ms();
-    let (grant, account) = match state.db.rotate_refresh_token(&sha256_hex(refresh_token), now).await? {
+    let (grant, account) = match state.db.rotate_refresh_token(&secret_key(refresh_token), now).await? {
         RefreshRotation::Rotated { grant, subject, .. } => (grant, subject),
         RefreshRotation::Reused => {
             audit(state, "token.refresh_reused", None, partner, json!({ "grant_type": "refresh_token" }), now).await?;
@@ -339,7 +339,7 @@ async fn new_refresh_token(state: &AppState, grant: &GrantRecord, now: i64) -> R
     Ok(fresh.token)
 }
 
-/// A new refresh token (spec 4.4: 30 days), and the hash that is all the store keeps of it.
+/// A new refresh token (spec 4.4: 30 days), and the key (its hash) that is all the store keeps of it.
 struct FreshRefreshToken {
     token: String,
     hash: String,
@@ -348,8 +348,8 @@ struct FreshRefreshToken {
 
 impl FreshRefreshToken {
     fn new(state: &AppState, now: i64) -> FreshRefreshToken {
-        let token = random_token(32);
-        let hash = sha256_hex(&token);
+        let token = time_ordered_token(now, 32);
+        let hash = secret_key(&token);
         FreshRefreshToken { token, hash, expires_at: now + state.settings.lifetimes.refresh_token }
     }
 }
@@ -558,9 +558,12 @@ pub(crate) mod tests {
             vot: "P0.Cp.Cd".into(),
             auth_time: now / 1000 - 5,
         };
+        // Shaped and keyed as codes were before they carried a time prefix (the authorize
+        // endpoint's codes take the other path of `secret_key` in the integration tests), so
+        // every test that redeems one shows such codes still work.
         let code = random_token(32);
         let new = NewAuthorizationCode {
-            code_hash: sha256_hex(&code),
+            code_hash: crate::crypto::sha256_hex(&code),
             client_id: "rp".into(),
             redirect_uri: "https://rp.example/cb".into(),
             nonce: "n-1".into(),
