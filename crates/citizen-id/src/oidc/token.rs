@@ -673,6 +673,52 @@ pub(crate) mod tests {
         assert!(json(&access_token_claims(&s, &grant, &account, &profile, 0)).get("nhs_number").is_none());
     }
 
+    /// A redemption reads only the citizen's token fields (`accounts::TOKEN_SUBJECT_COLUMNS`):
+    /// both tokens must come out the same as from the whole `Subject`, for every level and scope.
+    #[test]
+    fn tokens_need_only_the_subject_fields_a_redemption_reads() {
+        let s = settings(String::new());
+        let grant = GrantRecord {
+            id: "g1".into(),
+            account_id: "a1".into(),
+            client_id: "rp".into(),
+            scope: String::new(),
+            vot: "P9.Cp.Cd".into(),
+            auth_time: 1_700_000_000,
+        };
+        let scope_sets: Vec<String> = std::iter::once(domain::Scope::all().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
+            .chain(domain::Scope::all().iter().map(|s| format!("openid {}", s.as_str())))
+            .collect();
+        for level in ["P0", "P5", "P9"] {
+            let full = Subject {
+                id: "a1".into(),
+                email: "jane@example.com".into(),
+                mobile: Some("+447700900123".into()),
+                landline: Some("+442079460000".into()),
+                proofing_level: level.into(),
+                nhs_number: Some("9000000009".into()),
+                family_name: Some("Doe".into()),
+                given_name: Some("Jane".into()),
+                birthdate: Some("2001-12-30".into()),
+                gp_ods_code: Some("A12345".into()),
+                phone_pds_matched: true,
+                gp_credentials_sealed: Some("sealed".into()),
+            };
+            let narrow = crate::store::accounts::token_fields_only(&full);
+            for scope in &scope_sets {
+                let scopes = ScopeSet::parse(scope).unwrap();
+                let access = |subject: &Subject| {
+                    let mut claims = json(&access_token_claims(&s, &grant, subject, &scopes, 1_700_000_010_000));
+                    claims.as_object_mut().unwrap().remove("jti");
+                    claims
+                };
+                assert_eq!(access(&full), access(&narrow), "{level} {scope}");
+                let id = |subject: &Subject| json(&id_token_claims(&s, &grant, subject, &scopes, "n", "j", 1_700_000_010_000));
+                assert_eq!(id(&full), id(&narrow), "{level} {scope}");
+            }
+        }
+    }
+
     #[test]
     fn token_response_json_is_what_serde_json_writes() {
         let full = TokenResponse {

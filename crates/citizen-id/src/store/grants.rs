@@ -4,7 +4,7 @@
 
 use sqlx::Row as _;
 
-use super::accounts::{SUBJECT_COLUMNS, Subject, subject_from_row};
+use super::accounts::{SUBJECT_COLUMNS, Subject, TOKEN_SUBJECT_COLUMNS, subject_from_row, token_subject_from_row};
 use super::group_commit::Redemption;
 use super::{Backend, Db, StoreResult};
 
@@ -34,7 +34,8 @@ pub struct NewAuthorizationCode {
 #[derive(Debug, Clone)]
 pub struct RedeemedCode {
     pub grant: GrantRecord,
-    /// The grant's citizen as partners see them, read in the same query as the grant.
+    /// The grant's citizen, read in the same query as the grant: only the fields tokens carry
+    /// (`accounts::TOKEN_SUBJECT_COLUMNS`); the others are empty.
     pub subject: Subject,
     pub client_id: String,
     pub redirect_uri: String,
@@ -99,9 +100,10 @@ fn grant_from(row: &super::Row) -> StoreResult<GrantRecord> {
 const LIVE_GRANT_COLUMNS: &str = "g.id AS live_grant_id, g.client_id AS grant_client_id, g.scope AS grant_scope, \
                                   g.vot AS grant_vot, g.auth_time AS grant_auth_time";
 
-/// The grant and its citizen from a row with `LIVE_GRANT_COLUMNS` and `SUBJECT_COLUMNS`.
-fn live_grant_from(row: &super::Row) -> StoreResult<(GrantRecord, Subject)> {
-    let subject = subject_from_row(row)?;
+/// The grant and its citizen from a row with `LIVE_GRANT_COLUMNS` and the citizen's columns,
+/// read by `subject` (`subject_from_row` or, after a redemption, `token_subject_from_row`).
+fn live_grant_from(row: &super::Row, subject: fn(&super::Row) -> StoreResult<Subject>) -> StoreResult<(GrantRecord, Subject)> {
+    let subject = subject(row)?;
     let grant = GrantRecord {
         id: row.try_get("live_grant_id")?,
         account_id: subject.id.clone(),
@@ -113,9 +115,10 @@ fn live_grant_from(row: &super::Row) -> StoreResult<(GrantRecord, Subject)> {
     Ok((grant, subject))
 }
 
-/// The code's columns, then its live grant's and citizen's (NULL when the grant is gone).
+/// The code's columns, then its live grant's and citizen's token fields (NULL when the grant is
+/// gone).
 fn redeemed_columns() -> String {
-    format!("c.grant_id, c.client_id, c.redirect_uri, c.nonce, c.code_challenge, c.id_token_jti, {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS}")
+    format!("c.grant_id, c.client_id, c.redirect_uri, c.nonce, c.code_challenge, c.id_token_jti, {LIVE_GRANT_COLUMNS}, {TOKEN_SUBJECT_COLUMNS}")
 }
 
 /// Binds one redemption's parameters as both backends' redemption SQL numbers them: $1 code
@@ -304,7 +307,7 @@ impl Db {
         if row.try_get::<Option<String>, _>("live_grant_id")?.is_none() {
             return Ok(CodeRedemption::Invalid);
         }
-        let (grant, subject) = live_grant_from(row)?;
+        let (grant, subject) = live_grant_from(row, token_subject_from_row)?;
         Ok(CodeRedemption::Redeemed(Box::new(RedeemedCode {
             grant,
             subject,
@@ -327,7 +330,7 @@ impl Db {
             )
         });
         let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(grant_id).fetch_optional(self.pool()).await?;
-        row.as_ref().map(live_grant_from).transpose()
+        row.as_ref().map(|r| live_grant_from(r, subject_from_row)).transpose()
     }
 
     #[cfg(test)]
