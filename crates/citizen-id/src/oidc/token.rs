@@ -637,14 +637,7 @@ pub(crate) mod tests {
     #[test]
     fn token_claims_follow_tables_16_and_17() {
         let s = settings(String::new());
-        let grant = GrantRecord {
-            id: "g1".into(),
-            account_id: "a1".into(),
-            client_id: "rp".into(),
-            scope: String::new(),
-            vot: "P9.Cp.Cd".into(),
-            auth_time: 1_700_000_000,
-        };
+        let grant = claims_grant();
         let mut account = Subject {
             id: "a1".into(),
             email: "jane@example.com".into(),
@@ -678,14 +671,7 @@ pub(crate) mod tests {
     #[test]
     fn tokens_need_only_the_subject_fields_a_redemption_reads() {
         let s = settings(String::new());
-        let grant = GrantRecord {
-            id: "g1".into(),
-            account_id: "a1".into(),
-            client_id: "rp".into(),
-            scope: String::new(),
-            vot: "P9.Cp.Cd".into(),
-            auth_time: 1_700_000_000,
-        };
+        let grant = claims_grant();
         let scope_sets: Vec<String> = std::iter::once(domain::Scope::all().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "))
             .chain(domain::Scope::all().iter().map(|s| format!("openid {}", s.as_str())))
             .collect();
@@ -733,6 +719,18 @@ pub(crate) mod tests {
         let odd = TokenResponse { scope: "openid \"x\\\u{1}".into(), ..full.clone() };
         for r in [full, bare, odd] {
             assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
+        }
+    }
+
+    /// The grant the claims tests sign for.
+    fn claims_grant() -> GrantRecord {
+        GrantRecord {
+            id: "g1".into(),
+            account_id: "a1".into(),
+            client_id: "rp".into(),
+            scope: String::new(),
+            vot: "P9.Cp.Cd".into(),
+            auth_time: 1_700_000_000,
         }
     }
 

@@ -52,47 +52,26 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
     Ok(form_pairs(body))
 }
 
-/// `application/x-www-form-urlencoded` pairs, decoded exactly as `form_urlencoded::parse` does
-/// (empty pieces skipped, a name without `=` has an empty value, `+` is a space, percent-escapes
-/// decoded). A part with neither `+` nor `%` is already its own decoding and is copied as it is:
-/// a client assertion is a kilobyte of base64url, which the general decoder walks byte by byte.
+/// `application/x-www-form-urlencoded` pairs, as `form_urlencoded::parse` gives them (empty
+/// pieces skipped, a name without `=` has an empty value). A pair with neither `+` nor `%` is
+/// already its own decoding and is copied as it is; only the others go through the decoder, which
+/// walks every byte: a client assertion is a kilobyte of base64url.
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |part: &[u8]| -> String {
-        if part.iter().any(|&b| b == b'+' || b == b'%') {
-            String::from_utf8_lossy(&percent_decode_plus(part)).into_owned()
-        } else {
-            String::from_utf8_lossy(part).into_owned()
-        }
-    };
+    let text = |part: &[u8]| String::from_utf8_lossy(part).into_owned();
     body.split(|&b| b == b'&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| {
-            let (name, value) = match piece.iter().position(|&b| b == b'=') {
-                Some(i) => (&piece[..i], &piece[i + 1..]),
-                None => (piece, &b""[..]),
-            };
-            (decode(name), decode(value))
+            if piece.iter().any(|&b| b == b'+' || b == b'%') {
+                let (name, value) = url::form_urlencoded::parse(piece).next().unwrap_or_default();
+                (name.into_owned(), value.into_owned())
+            } else {
+                match piece.iter().position(|&b| b == b'=') {
+                    Some(i) => (text(&piece[..i]), text(&piece[i + 1..])),
+                    None => (text(piece), String::new()),
+                }
+            }
         })
         .collect()
-}
-
-/// `+` as a space and `%XX` as its byte; a `%` without two hex digits after it stays as it is.
-fn percent_decode_plus(part: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(part.len());
-    let mut i = 0;
-    while i < part.len() {
-        match part[i] {
-            b'+' => out.push(b' '),
-            b'%' if let (Some(hi), Some(lo)) = (part.get(i + 1).and_then(|&b| hex(b)), part.get(i + 2).and_then(|&b| hex(b))) => {
-                out.push(hi << 4 | lo);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
 }
 
 /// RFC 6749 5.2 / spec 3.5.3.2: 400, except `invalid_client` (401; no `WWW-Authenticate`, as
