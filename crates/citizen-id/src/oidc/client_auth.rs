@@ -203,13 +203,16 @@ pub fn signed_by_partner(partner: &PartnerRecord, kid: Option<&str>, signing_inp
 
 /// A registered RS512 key, parsed once per process and reused: parsing (and the RSA
 /// Montgomery set-up that comes with a fresh key) costs about as much as a verification.
-/// Keyed by the JWK's modulus and exponent, so an updated registration is a new entry.
+/// Keyed by the JWK's modulus and checked against its exponent, so an updated registration is a new entry.
 fn parsed_key(jwk: &Value) -> Option<Arc<ParsedPublicKey>> {
-    /// Parsed keys by the JWK's (`n`, `e`).
-    type ParsedKeys = RwLock<HashMap<(String, String), Arc<ParsedPublicKey>>>;
+    /// Parsed keys by the JWK's `n`, each with its `e` (looked up by borrowed `n`: no copy of
+    /// the modulus per verification).
+    type ParsedKeys = RwLock<HashMap<String, (String, Arc<ParsedPublicKey>)>>;
     static PARSED: LazyLock<ParsedKeys> = LazyLock::new(Default::default);
-    let id = (jwk.get("n")?.as_str()?.to_string(), jwk.get("e")?.as_str()?.to_string());
-    if let Some(key) = PARSED.read().expect("key cache lock").get(&id) {
+    let (n, e) = (jwk.get("n")?.as_str()?, jwk.get("e")?.as_str()?);
+    if let Some((cached_e, key)) = PARSED.read().expect("key cache lock").get(n)
+        && cached_e == e
+    {
         return Some(key.clone());
     }
     let key = Arc::new(components_from_jwk(jwk)?.to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA512).ok()?);
@@ -217,7 +220,7 @@ fn parsed_key(jwk: &Value) -> Option<Arc<ParsedPublicKey>> {
     if cache.len() >= MAX_PARSED_KEYS {
         cache.clear();
     }
-    cache.insert(id, key.clone());
+    cache.insert(n.to_string(), (e.to_string(), key.clone()));
     Some(key)
 }
 

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use domain::ScopeSet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::claims;
@@ -42,7 +42,18 @@ impl TokenResponse {
     /// spaces, none of which JSON escapes: such a body is written as it is, without serde_json's
     /// byte-by-byte escaping pass over its three kilobytes. Anything else goes through serde_json.
     pub fn to_json(&self) -> String {
-        let plain = |v: &str| v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '));
+        // One table lookup per byte: the check walks every byte of both tokens.
+        static PLAIN: [bool; 256] = {
+            let mut t = [false; 256];
+            let mut b = 0;
+            while b < 256 {
+                let c = b as u8;
+                t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b' ');
+                b += 1;
+            }
+            t
+        };
+        let plain = |v: &str| v.bytes().all(|b| PLAIN[usize::from(b)]);
         let values = [Some(&self.access_token), self.id_token.as_ref(), self.refresh_token.as_ref(), Some(&self.scope)];
         if !plain(self.token_type) || !values.iter().flatten().all(|v| plain(v)) {
             return serde_json::to_string(self).expect("a token response serialises");
@@ -73,7 +84,7 @@ impl TokenResponse {
 }
 
 /// Client authentication parameters (spec Table 6), common to every grant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 struct ClientCredentials {
     client_id: Option<String>,
     client_assertion_type: Option<String>,
@@ -81,25 +92,11 @@ struct ClientCredentials {
 }
 
 /// A token request (spec Table 6), one variant per supported `grant_type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "grant_type", rename_all = "snake_case")]
+#[derive(Debug)]
 enum TokenRequest {
-    AuthorizationCode {
-        code: String,
-        redirect_uri: String,
-        code_verifier: Option<String>,
-        #[serde(flatten)]
-        client: ClientCredentials,
-    },
-    RefreshToken {
-        refresh_token: String,
-        scope: Option<String>,
-        #[serde(flatten)]
-        client: ClientCredentials,
-    },
+    AuthorizationCode { code: String, redirect_uri: String, code_verifier: Option<String>, client: ClientCredentials },
+    RefreshToken { refresh_token: String, scope: Option<String>, client: ClientCredentials },
 }
-
-const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 
 fn invalid_request(description: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRequest, description)
@@ -175,25 +172,47 @@ async fn authenticate(state: &AppState, c: &ClientCredentials, token_endpoint: &
 /// `invalid_request`, unknown parameters are ignored. Table 10: a missing `grant_type` is
 /// `invalid_request`, an unknown one `unsupported_grant_type`.
 fn parse_request(form: Vec<(String, String)>) -> Result<TokenRequest, OAuthError> {
-    let mut map = Map::new();
+    // The parameters the grants read, by position in `KNOWN`; other names are only checked for
+    // repeats. Read straight into slots: this runs on every token request.
+    const KNOWN: [&str; 9] =
+        ["grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id", "client_assertion_type", "client_assertion"];
+    let mut slots: [Option<String>; 9] = Default::default();
+    let mut seen = [false; 9];
+    let mut others: Vec<String> = Vec::new();
     for (name, value) in form {
-        if map.contains_key(&name) {
+        // Kept while reading, so that a repeat of an empty parameter is still seen.
+        let repeated = match KNOWN.iter().position(|k| *k == name) {
+            Some(i) => {
+                let again = std::mem::replace(&mut seen[i], true);
+                slots[i] = Some(value).filter(|v| !v.is_empty());
+                again
+            }
+            None if others.contains(&name) => true,
+            None => {
+                others.push(name.clone());
+                false
+            }
+        };
+        if repeated {
             // Echo only names that are plainly parameter names (RFC 6749 5.2: ASCII descriptions).
             let shown = name.len() <= 40 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             return Err(invalid_request(if shown { format!("The {name} parameter is repeated") } else { "A parameter is repeated".into() }));
         }
-        // Kept while reading, so that a repeat of an empty parameter is still seen.
-        map.insert(name, Value::String(value));
     }
-    map.retain(|_, value| value.as_str().is_some_and(|v| !v.is_empty()));
-    match map.get("grant_type").and_then(Value::as_str) {
-        None => return Err(invalid_request("The grant_type parameter is required")),
-        Some(g) if !GRANT_TYPES.contains(&g) => {
-            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "grant_type must be authorization_code or refresh_token"));
-        }
-        Some(_) => {}
+    let [grant_type, code, redirect_uri, code_verifier, refresh_token, scope, client_id, client_assertion_type, client_assertion] = slots;
+    let required = |value: Option<String>, name: &str| value.ok_or_else(|| invalid_request(format!("The token request is incomplete: missing field `{name}`")));
+    let client = ClientCredentials { client_id, client_assertion_type, client_assertion };
+    match grant_type.as_deref() {
+        None => Err(invalid_request("The grant_type parameter is required")),
+        Some("authorization_code") => Ok(TokenRequest::AuthorizationCode {
+            code: required(code, "code")?,
+            redirect_uri: required(redirect_uri, "redirect_uri")?,
+            code_verifier,
+            client,
+        }),
+        Some("refresh_token") => Ok(TokenRequest::RefreshToken { refresh_token: required(refresh_token, "refresh_token")?, scope, client }),
+        Some(_) => Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "grant_type must be authorization_code or refresh_token")),
     }
-    serde_json::from_value(Value::Object(map)).map_err(|e| invalid_request(format!("The token request is incomplete: {e}")))
 }
 
 /// OIDC Core 3.1.3.2 / RFC 6749 4.1.3.
@@ -613,6 +632,18 @@ pub(crate) mod tests {
         assert_eq!(parse_code(&[("grant_type", "refresh_token")]), "invalid_request");
         assert_eq!(parse_code(&[("grant_type", "refresh_token"), ("refresh_token", "r"), ("extra", "x")]), "ok");
         assert_eq!(parse_code(&code_form("c", &[])), "ok");
+        // An empty value counts as omitted (RFC 6749 3.1).
+        assert_eq!(parse_code(&code_form("", &[])), "invalid_request");
+        assert_eq!(parse_code(&[("grant_type", "authorization_code"), ("code", "c"), ("redirect_uri", "")]), "invalid_request");
+        let missing = parse_request(vec![("grant_type".into(), "authorization_code".into()), ("code".into(), "c".into())]).unwrap_err();
+        assert_eq!(missing.description, "The token request is incomplete: missing field `redirect_uri`");
+        match parse_request(code_form("c", &[("code_verifier", "v"), ("client_id", "rp"), ("scope", "")]).iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()) {
+            Ok(TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier, client }) => {
+                assert_eq!((code.as_str(), redirect_uri.as_str(), code_verifier.as_deref()), ("c", "https://rp.example/cb", Some("v")));
+                assert_eq!((client.client_id.as_deref(), client.client_assertion.as_deref()), (Some("rp"), None));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -620,6 +651,10 @@ pub(crate) mod tests {
         assert_eq!(parse_code(&code_form("c", &[("code", "d")])), "invalid_request");
         assert_eq!(parse_code(&code_form("c", &[("grant_type", "authorization_code")])), "invalid_request");
         assert_eq!(parse_code(&code_form("c", &[("client_assertion", "a"), ("client_assertion", "a")])), "invalid_request");
+        // Empty or unknown, a repeat is still a repeat.
+        assert_eq!(parse_code(&code_form("c", &[("code_verifier", ""), ("code_verifier", "")])), "invalid_request");
+        assert_eq!(parse_code(&code_form("c", &[("extra", "1"), ("extra", "2")])), "invalid_request");
+        assert_eq!(parse_code(&code_form("c", &[("extra", "1"), ("other", "2")])), "ok");
     }
 
     #[test]
@@ -717,7 +752,9 @@ pub(crate) mod tests {
         };
         let bare = TokenResponse { id_token: None, refresh_token: None, ..full.clone() };
         let odd = TokenResponse { scope: "openid \"x\\\u{1}".into(), ..full.clone() };
-        for r in [full, bare, odd] {
+        // Every ASCII character (and some beyond) in a token: only the plain ones may skip serde_json.
+        let each_char = (0u8..=0x7f).map(char::from).chain(['é', '\u{2028}']).map(|c| TokenResponse { access_token: format!("eyJh.{c}.sig"), ..full.clone() });
+        for r in [full.clone(), bare, odd].into_iter().chain(each_char) {
             assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
         }
     }

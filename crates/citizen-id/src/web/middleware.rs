@@ -75,6 +75,8 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
     let mut res = tracing::Instrument::instrument(next.run(req), span).await;
 
     let h = res.headers_mut();
+    // Room for the headers below at once, rather than growing the map as they arrive.
+    h.reserve(7);
     let policy = match nonce.issued() {
         Some(n) => HeaderValue::from_str(&csp(&format!("'nonce-{n}' 'strict-dynamic'"))).expect("ascii"),
         None => CSP_WITHOUT_SCRIPTS.clone(),
