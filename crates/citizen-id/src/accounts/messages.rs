@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::clock;
 use crate::crypto::{KeyEncryptionKey, random_token};
+use crate::state::AppState;
 use crate::store::outbox::NewOutboxMessage;
 
 /// Every message, by its template name (mapped to a provider template id at delivery).
@@ -24,6 +26,12 @@ pub enum Template {
     MobileChanged,
     /// Confirms an account deletion.
     AccountDeleted,
+    /// A passkey was added to an existing account (ASVS 2.2.3: authentication details changed).
+    PasskeyAdded,
+    /// A passkey was removed from the account.
+    PasskeyRemoved,
+    /// The citizen stopped using a password (they sign in with passkeys only).
+    PasswordRemoved,
 }
 
 impl Template {
@@ -39,6 +47,9 @@ impl Template {
             Template::EmailChanged => "email-changed",
             Template::MobileChanged => "mobile-changed",
             Template::AccountDeleted => "account-deleted",
+            Template::PasskeyAdded => "passkey-added",
+            Template::PasskeyRemoved => "passkey-removed",
+            Template::PasswordRemoved => "password-removed",
         }
     }
 
@@ -66,6 +77,16 @@ pub fn compose(kek: &KeyEncryptionKey, template: Template, to: &str, personalisa
     let content = SealedContent { to: to.to_string(), personalisation: personalisation.as_object().cloned().unwrap_or_default() };
     let sealed = kek.seal(&outbox_context(&id), &serde_json::to_vec(&content).expect("serialisable"));
     NewOutboxMessage { id, channel: template.channel().to_string(), template: template.name().to_string(), sealed_message: sealed }
+}
+
+/// Queues a notice that something about the account changed (password, passkeys, contact
+/// details), after the change itself is stored. A notice that cannot be queued is logged, not
+/// shown: the change stands, and the citizen sees it on the page that confirms it.
+pub async fn send_notice(state: &AppState, template: Template, to: &str, personalisation: Value) {
+    let notice = compose(&state.kek, template, to, personalisation);
+    if let Err(e) = state.db.enqueue(&notice, clock::now_ms()).await {
+        tracing::warn!(template = template.name(), error = %e, "could not queue a notice");
+    }
 }
 
 pub fn code_message(kek: &KeyEncryptionKey, template: Template, to: &str, code: &str) -> NewOutboxMessage {

@@ -95,6 +95,9 @@ async fn a_citizen_adds_a_passkey_and_signs_in_with_it_both_ways(app: TestApp) {
     assert_eq!((stored[0].sign_count, stored[0].last_used_at), (0, None));
     let page = client.get("/account/passkeys").await;
     assert!(page.contains("My phone") && page.contains("Not used yet"), "{}", page.html);
+    app.wait_for_template(&citizen.email, "passkey-added").await;
+    let notice = app.sink.messages().into_iter().find(|m| m.to == citizen.email && m.template_id == "passkey-added").unwrap();
+    assert_eq!(notice.personalisation["passkey_name"], "My phone", "the notice names the passkey");
 
     // Usernameless (discoverable credential): no email typed.
     let mut fresh = PasskeyClient::new(&app);
@@ -166,6 +169,7 @@ async fn a_citizen_can_drop_their_password_only_once_they_have_a_passkey(app: Te
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(page.contains("You sign in with a passkey only."));
     assert!(app.state.db.account(&citizen.id).await.unwrap().unwrap().password_hash.is_none());
+    app.wait_for_template(&citizen.email, "password-removed").await;
 
     // The password no longer works; the passkey does; the last passkey cannot be removed.
     let mut other = PasskeyClient::new(&app);
@@ -176,6 +180,7 @@ async fn a_citizen_can_drop_their_password_only_once_they_have_a_passkey(app: Te
     let page = client.post("/account/passkeys/remove", &[("id", &key.id())]).await;
     assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.html);
     assert!(app.state.db.passkey(&key.id()).await.unwrap().is_some());
+    assert!(!app.templates_sent_to(&citizen.email).contains(&"passkey-removed".to_string()), "nothing was removed");
 }
 
 async fn passwordless_registration_and_recovery(app: TestApp) {
@@ -198,6 +203,7 @@ async fn passwordless_registration_and_recovery(app: TestApp) {
     assert!(account.password_hash.is_none());
     assert!(!page.contains("Sign out"), "not signed in before the passkey exists");
     let mut lost = add_passkey(&app, &mut client, "Old phone").await;
+    assert!(app.templates_sent_to(email).iter().all(|t| t != "passkey-added"), "a new account's first passkey is part of registering");
     let home = client.get("/authorize/resume").await;
     assert!(home.contains("Sign out"), "the first passkey signs the citizen in");
 
@@ -213,6 +219,7 @@ async fn passwordless_registration_and_recovery(app: TestApp) {
     let page = recovering.get("/forgot-password/passkey").await;
     assert_eq!(page.heading(), "Create a new passkey");
     let mut new_key = add_passkey(&app, &mut recovering, "New phone").await;
+    app.wait_for_template(email, "passkey-added").await;
     let home = client.get("/").await;
     assert!(!home.contains("Sign out"), "recovery signed out the other sessions");
     let mut fresh = PasskeyClient::new(&app);
@@ -222,6 +229,9 @@ async fn passwordless_registration_and_recovery(app: TestApp) {
     fresh.get("/account/passkeys").await;
     let page = fresh.post("/account/passkeys/remove", &[("id", &lost.id())]).await;
     assert!(page.contains("The passkey has been removed."), "{}", page.html);
+    app.wait_for_template(email, "passkey-removed").await;
+    let notice = app.sink.messages().into_iter().find(|m| m.to == email && m.template_id == "passkey-removed").unwrap();
+    assert_eq!(notice.personalisation["passkey_name"], "Old phone", "the notice names the removed passkey");
     assert_eq!(sign_in(&app, &mut PasskeyClient::new(&app), &mut lost, None).await.0, StatusCode::UNAUTHORIZED);
 }
 

@@ -13,6 +13,7 @@ use axum::response::Response;
 
 use super::settings::{posted, signed_in};
 use crate::accounts::journey::Journey;
+use crate::accounts::messages::{self, send_notice};
 use crate::accounts::signin::audit;
 use crate::clock;
 use crate::store::passkeys::PasskeyRecord;
@@ -91,9 +92,16 @@ pub async fn post_remove_passkey(ctx: Ctx, body: Bytes) -> Response {
         Err(r) => return r,
     };
     let id = data.trimmed("id").to_string();
+    // Its name, for the notice (a passkey of another account is neither named nor removed).
+    let name = match ctx.state.db.passkey(&id).await {
+        Ok(p) => p.filter(|p| p.account_id == account.id).map(|p| p.name),
+        Err(e) => return ctx.fail(e),
+    };
     match ctx.state.db.delete_passkey(&account.id, &id).await {
         Ok(true) => {
             audit(&ctx.state, "passkey.removed", Some(&account.id), &ctx.ip, serde_json::json!({ "passkey": id })).await;
+            let passkey_name = name.unwrap_or_default();
+            send_notice(&ctx.state, messages::Template::PasskeyRemoved, &account.email, serde_json::json!({ "passkey_name": passkey_name })).await;
             let notice = Some("The passkey has been removed. It can no longer be used to sign in.".to_string());
             list(ctx, &account.id, account.password_hash.is_some(), notice, StatusCode::OK).await
         }
@@ -117,6 +125,7 @@ pub async fn post_remove_password(ctx: Ctx, body: Bytes) -> Response {
     match ctx.state.db.remove_password(&account.id, clock::now_ms()).await {
         Ok(true) => {
             audit(&ctx.state, "account.password_removed", Some(&account.id), &ctx.ip, serde_json::json!({})).await;
+            send_notice(&ctx.state, messages::Template::PasswordRemoved, &account.email, serde_json::json!({})).await;
             let notice = Some("You no longer have a password. Sign in with a passkey.".to_string());
             list(ctx, &account.id, false, notice, StatusCode::OK).await
         }

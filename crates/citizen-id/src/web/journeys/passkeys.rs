@@ -17,6 +17,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::signin::establish;
 use crate::accounts::journey::Journey;
+use crate::accounts::messages::{Template, send_notice};
 use crate::accounts::limits::{self, Limit};
 use crate::accounts::signin::audit;
 use crate::crypto::constant_time_eq;
@@ -153,6 +154,15 @@ pub async fn post_register_finish(mut ctx: Ctx, body: Bytes) -> Response {
     };
     audit(&ctx.state, "passkey.added", Some(&account_id), &ctx.ip, json!({ "passkey": record.id, "recovery": enrolment == Enrolment::Recovery }))
         .await;
+    // A passkey added to an existing account changes how it can be signed in to: tell the owner
+    // (not for a new passwordless account's first passkey, which is part of registering).
+    if !matches!(enroller, Enroller::Setup(_)) {
+        match ctx.state.db.account(&account_id).await {
+            Ok(Some(account)) => send_notice(&ctx.state, Template::PasskeyAdded, &account.email, json!({ "passkey_name": record.name })).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the account for the passkey-added notice"),
+        }
+    }
     match enroller {
         Enroller::SignedIn(_) => {}
         Enroller::Setup(_) => {

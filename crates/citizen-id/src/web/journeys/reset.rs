@@ -10,7 +10,7 @@ use domain::Email;
 use crate::accounts::codes::{self, Purpose};
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
-use crate::accounts::messages::{Template, compose};
+use crate::accounts::messages::{Template, send_notice};
 use crate::accounts::signin::audit;
 use crate::clock;
 use crate::crypto::{password, random_token};
@@ -187,10 +187,7 @@ pub async fn post_new_password(mut ctx: Ctx, body: Bytes) -> Response {
     if let Err(e) = ctx.state.db.set_password(&account_id, &hash, now).await {
         return ctx.fail(e);
     }
-    let note = compose(&ctx.state.kek, Template::PasswordChanged, &email, serde_json::json!({}));
-    if let Err(e) = ctx.state.db.enqueue(&note, now).await {
-        tracing::warn!(error = %e, "could not queue the password-changed email");
-    }
+    send_notice(&ctx.state, Template::PasswordChanged, &email, serde_json::json!({})).await;
     audit(&ctx.state, "account.password_reset", Some(&account_id), &ctx.ip, serde_json::json!({})).await;
     ctx.session.clear();
     let page = ctx.page();

@@ -11,7 +11,7 @@ use domain::{Email, LandlineNumber, MobileNumber, ProofingLevel};
 use super::settings::{posted, render_settings, signed_in, signed_in_form};
 use crate::accounts::codes::{self, Purpose, SendOutcome};
 use crate::accounts::journey::Journey;
-use crate::accounts::messages::{Template, compose};
+use crate::accounts::messages::{Template, send_notice};
 use crate::accounts::signin::audit;
 use crate::clock;
 use crate::crypto::{password, random_token};
@@ -97,10 +97,7 @@ pub async fn post_email_code(ctx: Ctx, body: Bytes) -> Response {
         }
         Err(e) => return ctx.fail(e),
     }
-    let note = compose(&ctx.state.kek, Template::EmailChanged, &account.email, serde_json::json!({}));
-    if let Err(e) = ctx.state.db.enqueue(&note, now).await {
-        tracing::warn!(error = %e, "could not queue the email-changed notice");
-    }
+    send_notice(&ctx.state, Template::EmailChanged, &account.email, serde_json::json!({})).await;
     audit(&ctx.state, "account.email_changed", Some(&account.id), &ctx.ip, serde_json::json!({})).await;
     ctx.session.data.journey = None;
     let account = ctx.state.db.account(&account.id).await.ok().flatten().unwrap_or(account);
@@ -198,10 +195,7 @@ pub async fn post_mobile_code(ctx: Ctx, body: Bytes) -> Response {
         return ctx.fail(e);
     }
     if let Some(old) = &account.mobile {
-        let note = compose(&ctx.state.kek, Template::MobileChanged, old, serde_json::json!({}));
-        if let Err(e) = ctx.state.db.enqueue(&note, now).await {
-            tracing::warn!(error = %e, "could not queue the mobile-changed notice");
-        }
+        send_notice(&ctx.state, Template::MobileChanged, old, serde_json::json!({})).await;
     }
     audit(&ctx.state, "account.mobile_changed", Some(&account.id), &ctx.ip, serde_json::json!({ "pds_updated": update_pds })).await;
     let account = ctx.state.db.account(&account.id).await.ok().flatten().unwrap_or(account);
@@ -283,10 +277,7 @@ pub async fn post_password(ctx: Ctx, body: Bytes) -> Response {
     if let Err(e) = ctx.state.db.set_password(&account.id, &hash, clock::now_ms()).await {
         return ctx.fail(e);
     }
-    let note = compose(&ctx.state.kek, Template::PasswordChanged, &account.email, serde_json::json!({}));
-    if let Err(e) = ctx.state.db.enqueue(&note, clock::now_ms()).await {
-        tracing::warn!(error = %e, "could not queue the password-changed email");
-    }
+    send_notice(&ctx.state, Template::PasswordChanged, &account.email, serde_json::json!({})).await;
     audit(&ctx.state, "account.password_changed", Some(&account.id), &ctx.ip, serde_json::json!({})).await;
     render_settings(ctx, &account, Some("Your password has been changed. Other devices have been signed out.".into())).await
 }
