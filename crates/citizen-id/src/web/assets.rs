@@ -62,11 +62,31 @@ pub static ASSETS: &[Asset] = &[
     asset!("images/nhsuk-icon-cross.svg", "image/svg+xml"),
     // Our own script: the browser half of the passkey ceremonies (assets/js/passkeys.js).
     Asset {
-        path: "js/passkeys.js",
+        path: PASSKEYS_JS,
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../assets/js/passkeys.js"),
     },
 ];
+
+/// Our passkey script's URL, with `?v=` and the first 16 hex digits of its SHA-256. Unlike the
+/// vendored frontend it has no version of its own, it changes with the server, and every asset is
+/// cached for a year as `immutable`: without a new URL, a browser would keep running the old
+/// script against new ceremony endpoints after an upgrade.
+pub fn passkeys_js_url() -> &'static str {
+    static URL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let bytes = find(PASSKEYS_JS).expect("passkeys.js is embedded").bytes;
+        format!("/assets/{PASSKEYS_JS}?v={}", &content_version(bytes))
+    });
+    &URL
+}
+
+const PASSKEYS_JS: &str = "js/passkeys.js";
+
+/// The cache buster for `bytes`: 16 hex digits of their SHA-256.
+fn content_version(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    crate::crypto::hex(&digest.as_ref()[..8])
+}
 
 /// The embedded asset at `path` (relative to `/assets/`, no leading slash), if any.
 pub fn find(path: &str) -> Option<&'static Asset> {
@@ -90,5 +110,20 @@ pub async fn serve_asset(Path(path): Path<String>) -> Response {
             "Not found",
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_passkey_script_url_changes_with_its_content() {
+        let url = passkeys_js_url();
+        let (path, version) = url.strip_prefix("/assets/").and_then(|u| u.split_once("?v=")).expect("/assets/...?v=...");
+        let asset = find(path).expect("the URL names a served asset");
+        assert_eq!(version, content_version(asset.bytes));
+        assert_eq!(version.len(), 16);
+        assert_ne!(content_version(b"console.log(1)"), content_version(b"console.log(2)"));
     }
 }

@@ -87,6 +87,12 @@ async fn a_citizen_adds_a_passkey_and_signs_in_with_it_both_ways(app: TestApp) {
     client.sign_in_with_password(&app, &citizen).await;
     let page = client.get("/account/passkeys").await;
     assert!(page.contains("You have not added a passkey yet."), "{}", page.html);
+    // The script's URL carries its content hash (assets are cached for a year as immutable).
+    let script_url = citizen_id::web::assets::passkeys_js_url();
+    assert!(page.contains(&format!("src=\"{script_url}\"")), "{}", page.html);
+    let script = client.get(script_url).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.contains("PublicKeyCredential"), "the passkey script is served at its versioned URL");
     let mut key = add_passkey(&app, &mut client, "My phone").await;
     let stored = app.state.db.passkeys_for_account(&citizen.id).await.unwrap();
     assert_eq!(stored.len(), 1);
