@@ -18,7 +18,9 @@
 //!
 //! Options (after `--`): `--quick` (short phases), `--perf` (record `perf` profiles of the server
 //! for each phase into `target/perf-<phase>.data`), `--seconds S` (length of each timed phase),
-//! `--concurrency N` (requests in flight, default 32). Environment: `CITIZEN_ID_BIN` (server
+//! `--concurrency N` (requests in flight, default 32), `--postgres ADMIN_URL` (run the server on
+//! a fresh PostgreSQL database made through ADMIN_URL, e.g. `postgres://postgres@127.0.0.1/postgres`,
+//! and dropped afterwards; see `load_support/postgres.rs`). Environment: `CITIZEN_ID_BIN` (server
 //! binary; default the one cargo built for this bench), `CITIZEN_ID_BENCH_NO_PIN=1` (no CPU pinning).
 
 use std::future::Future;
@@ -34,6 +36,9 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512, UnparsedPublicKey};
 use serde_json::{Value, json};
+
+#[path = "load_support/postgres.rs"]
+mod postgres;
 
 use citizen_id::cli::sandpit::{DEMO_CLIENT_ID, TEST_CODE};
 use citizen_id::crypto::{password, random_token};
@@ -63,10 +68,12 @@ struct Opts {
     scrape_every: Option<f64>,
     /// `cargo bench` passes `--bench`; `cargo test --benches` does not (then this does nothing).
     bench_mode: bool,
+    /// Run on PostgreSQL: the admin URL through which the bench database is made.
+    postgres: Option<String>,
 }
 
 fn parse_opts() -> Opts {
-    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32, scrape_every: None, bench_mode: false };
+    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32, scrape_every: None, bench_mode: false, postgres: None };
     let mut seconds = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -77,6 +84,7 @@ fn parse_opts() -> Opts {
             "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()),
             "--scrape-every" => opts.scrape_every = args.next().and_then(|s| s.parse().ok()),
             "--concurrency" => opts.concurrency = args.next().and_then(|s| s.parse().ok()).unwrap_or(32),
+            "--postgres" => opts.postgres = args.next(),
             _ => {} // `--bench` and filters from cargo
         }
     }
@@ -241,7 +249,7 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn start_server(bin: &Path, port: u16, data_dir: &Path, pin: bool) -> anyhow::Result<Server> {
+fn start_server(bin: &Path, port: u16, data_dir: &Path, pin: bool, database_url: Option<&str>) -> anyhow::Result<Server> {
     let log = std::fs::File::create(data_dir.join("server.log"))?;
     let mut cmd = if pin {
         let mut c = Command::new("taskset");
@@ -254,6 +262,7 @@ fn start_server(bin: &Path, port: u16, data_dir: &Path, pin: bool) -> anyhow::Re
     cmd.args(["sandpit", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data_dir)
         .env_remove("DATABASE_URL")
+        .envs(database_url.map(|url| ("DATABASE_URL", url)))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -430,9 +439,11 @@ struct Citizen {
 }
 
 /// A P0 citizen with a verified email and mobile, and consent for the demo partner, written to
-/// the sandpit's database with the service's own store code.
-async fn create_citizen(data_dir: &Path) -> anyhow::Result<Citizen> {
-    let db = Db::connect(&format!("sqlite://{}?mode=rwc", data_dir.join("citizen-id.db").display())).await?;
+/// the sandpit's database (SQLite in its data dir, or the bench's PostgreSQL database) with the
+/// service's own store code.
+async fn create_citizen(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Citizen> {
+    let sqlite = format!("sqlite://{}?mode=rwc", data_dir.join("citizen-id.db").display());
+    let db = Db::connect(database_url.unwrap_or(&sqlite)).await?;
     let password = "plum-harbour-violet-42".to_string();
     let citizen = Citizen { id: random_token(24), email: format!("bench-{}@example.com", random_token(6).to_lowercase()), password };
     let hash = password::hash(citizen.password.clone()).await?;
@@ -538,6 +549,8 @@ struct PhaseResult {
     max_ms: f64,
     server_cpu_util: f64,
     server_cpu_us_per_request: f64,
+    /// On PostgreSQL, the part of `server_cpu_us_per_request` its database backends took.
+    db_cpu_us_per_request: Option<f64>,
     client_cpu_util: f64,
     /// CPU used by everything else (other processes, steal) during the phase, in cores, on the
     /// server's CPU and on the load generator's: the noise indicators, near 0 on a quiet machine.
@@ -549,6 +562,8 @@ struct PhaseResult {
 
 struct Ctx {
     server_pid: u32,
+    /// On PostgreSQL: the bench database, whose backends count as the server's CPU.
+    db: Option<postgres::BenchDb>,
     /// Server on SERVER_CPU and this process on CLIENT_CPU.
     pinned: bool,
     ticks: f64,
@@ -619,9 +634,20 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
     let (server_core, client_core) =
         if ctx.pinned { (format!("cpu{SERVER_CPU}"), format!("cpu{CLIENT_CPU}")) } else { ("cpu".to_string(), "cpu".to_string()) };
     let busy = || (busy_jiffies(&server_core) / ctx.ticks, busy_jiffies(&client_core) / ctx.ticks);
-    let (server0, client0, busy0) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
+    // On PostgreSQL the backends serving the server (open by now: the pool opens connections as
+    // the warm-up needs them) join it on its core and in its CPU time.
+    let backends = match &ctx.db {
+        Some(db) => db.backends().await,
+        None => Vec::new(),
+    };
+    if ctx.pinned {
+        postgres::BenchDb::pin(&backends, SERVER_CPU);
+    }
+    let backends_cpu = || backends.iter().map(|b| cpu_seconds(&b.to_string(), ctx.ticks)).sum::<f64>();
+    let (db0, server0, client0, busy0) = (backends_cpu(), cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
     let (requests, errors, first_error, seconds, mut lat) = drive(&job, ctx.concurrency, max, duration).await;
-    let (server1, client1, busy1) = (cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
+    let (db1, server1, client1, busy1) = (backends_cpu(), cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
+    let (server0, server1) = (server0 + db0, server1 + db1);
     let max_rss_kib = rss.finish();
     if let Some(p) = perf {
         stop_perf(p);
@@ -641,6 +667,7 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
         max_ms: lat.last().map(|&m| m as f64 / 1000.0).unwrap_or(0.0),
         server_cpu_util: server_cpu / seconds,
         server_cpu_us_per_request: if requests > 0 { server_cpu * 1e6 / requests as f64 } else { 0.0 },
+        db_cpu_us_per_request: (ctx.db.is_some() && requests > 0).then(|| (db1 - db0) * 1e6 / requests as f64),
         client_cpu_util: (client1 - client0) / seconds,
         other_server_cpu: if ctx.pinned {
             ((busy1.0 - busy0.0 - (server1 - server0)) / seconds).max(0.0)
@@ -668,6 +695,9 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
         r.other_client_cpu * 100.0,
         r.errors
     );
+    if let Some(db) = r.db_cpu_us_per_request {
+        eprintln!("    of the server's {:.0} µs per request, its PostgreSQL backends {db:.0} µs", r.server_cpu_us_per_request);
+    }
     if let Some(e) = &r.first_error {
         eprintln!("    first error: {e}");
     }
@@ -773,12 +803,21 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         base_line.id_token_payload_bytes, base_line.sign_with_per_sec, base_line.raw_sign_per_sec, base_line.verify_per_sec
     );
 
-    // 2. The server in its own process.
+    // 2. The server in its own process (on a fresh PostgreSQL database with `--postgres`).
+    let bench_db = match &opts.postgres {
+        Some(admin) => {
+            let db = postgres::BenchDb::create(admin).await.context("creating the bench database (--postgres)")?;
+            eprintln!("  PostgreSQL database {} (backends pinned with the server and counted as its CPU)", db.name);
+            Some(db)
+        }
+        None => None,
+    };
+    let database_url = bench_db.as_ref().map(|db| db.url.clone());
     let data = tempfile::tempdir()?;
     let port = free_port()?;
     let pin_server = pinned && have("taskset");
     eprintln!("2. Starting {} sandpit on 127.0.0.1:{port}{}...", bin.display(), if pin_server { " (taskset -c 0)" } else { "" });
-    let server = start_server(&bin, port, data.path(), pin_server)?;
+    let server = start_server(&bin, port, data.path(), pin_server, database_url.as_deref())?;
     let server_pid = server.child.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).tcp_nodelay(true).build()?;
@@ -809,7 +848,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     eprintln!("3. Setup: citizen, sign-in through the forms, authorization codes...");
     let der = std::fs::read(data.path().join("demo-partner-key.pk8")).context("the sandpit's demo partner key")?;
     let demo = DemoPartner::from_pkcs8(DEMO_CLIENT_ID, &der)?;
-    let citizen = create_citizen(data.path()).await?;
+    let citizen = create_citizen(data.path(), database_url.as_deref()).await?;
     let mut browser = Browser::new(&base)?;
     sign_in(&mut browser, &citizen).await?;
     // Enough codes for the phase at the best rate the baseline allows, plus warm-up and spares.
@@ -847,6 +886,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     eprintln!("4. Timed phases ({} in flight, up to {:.0} s each):", opts.concurrency, opts.seconds);
     let ctx = Ctx {
         server_pid,
+        db: bench_db,
         pinned: pin_server,
         ticks,
         concurrency: opts.concurrency,
@@ -954,6 +994,10 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         .unwrap_or(0);
     let server_pinned = server.pinned;
     drop(server);
+    let database = if ctx.db.is_some() { "postgres" } else { "sqlite" };
+    if let Some(db) = ctx.db {
+        db.remove().await;
+    }
 
     // The baseline again, now that the server is gone: the ceiling takes the faster of the two.
     let base_after = baseline(if opts.quick { 1.0 } else { 2.0 })?;
@@ -979,11 +1023,12 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight",
+        "Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight, database: {database}{}",
         cpus,
         cpu_model(),
         server_pinned,
-        opts.concurrency
+        opts.concurrency,
+        if database == "postgres" { " (server CPU includes its PostgreSQL backends)" } else { "" }
     );
     println!();
     println!(
@@ -1087,7 +1132,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         json!({
             "requests": p.requests, "errors": p.errors, "first_error": p.first_error, "seconds": p.seconds, "per_sec": p.per_sec,
             "latency_ms": { "p50": p.p50_ms, "p90": p.p90_ms, "p99": p.p99_ms, "max": p.max_ms },
-            "server_cpu_utilisation": p.server_cpu_util, "server_cpu_us_per_request": p.server_cpu_us_per_request,
+            "server_cpu_utilisation": p.server_cpu_util, "server_cpu_us_per_request": p.server_cpu_us_per_request, "database_backends_cpu_us_per_request": p.db_cpu_us_per_request,
             "client_cpu_utilisation": p.client_cpu_util, "other_cpu_on_server_core": p.other_server_cpu, "other_cpu_on_client_core": p.other_client_cpu, "quiet": p.quiet(), "max_rss_mib": mib(p.max_rss_kib),
         })
     };
@@ -1105,6 +1150,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         "machine": { "cpus": cpus, "cpu_model": cpu_model(), "client_pinned_cpu": pinned.then_some(CLIENT_CPU), "server_pinned_cpu": server_pinned.then_some(SERVER_CPU) },
         "quiet": !noisy,
         "concurrency": opts.concurrency,
+        "database": database,
         "phase_seconds": opts.seconds,
         "baseline": { "before": baseline_json(&base_line), "after": baseline_json(&base_after) },
         "setup": { "server_startup_seconds": startup_secs, "authorize_codes_per_sec": authorize_per_sec },
