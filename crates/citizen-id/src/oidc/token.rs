@@ -178,7 +178,9 @@ fn parse_request(form: Vec<(String, String)>) -> Result<TokenRequest, OAuthError
         ["grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id", "client_assertion_type", "client_assertion"];
     let mut slots: [Option<String>; 9] = Default::default();
     let mut seen = [false; 9];
-    let mut others: Vec<String> = Vec::new();
+    // A set, not a list: a body may carry thousands of unknown names, and a list would make
+    // the repeat check quadratic in them.
+    let mut others: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (name, value) in form {
         // Kept while reading, so that a repeat of an empty parameter is still seen.
         let repeated = match KNOWN.iter().position(|k| *k == name) {
@@ -187,11 +189,7 @@ fn parse_request(form: Vec<(String, String)>) -> Result<TokenRequest, OAuthError
                 slots[i] = Some(value).filter(|v| !v.is_empty());
                 again
             }
-            None if others.contains(&name) => true,
-            None => {
-                others.push(name.clone());
-                false
-            }
+            None => !others.insert(name.clone()),
         };
         if repeated {
             // Echo only names that are plainly parameter names (RFC 6749 5.2: ASCII descriptions).
