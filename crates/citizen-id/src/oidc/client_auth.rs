@@ -203,7 +203,8 @@ pub fn signed_by_partner(partner: &PartnerRecord, kid: Option<&str>, signing_inp
 
 /// A registered RS512 key, parsed once per process and reused: parsing (and the RSA
 /// Montgomery set-up that comes with a fresh key) costs about as much as a verification.
-/// Keyed by the JWK's modulus and checked against its exponent, so an updated registration is a new entry.
+/// Keyed by the JWK's modulus and checked against its exponent, so an updated registration is
+/// a new entry.
 fn parsed_key(jwk: &Value) -> Option<Arc<ParsedPublicKey>> {
     /// Parsed keys by the JWK's `n`, each with its `e` (looked up by borrowed `n`: no copy of
     /// the modulus per verification).

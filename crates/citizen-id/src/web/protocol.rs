@@ -65,8 +65,8 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     let mut encoded = false;
     let mut i = 0;
     while i <= body.len() {
-        // Sixteen bytes with none of `=&+%` at a time (a fold without early exit, which the
-        // compiler turns into vector compares): the bulk of a client assertion is skipped so.
+        // Sixteen bytes with none of `=&+%` at a time (a fold without an early exit, which the
+        // compiler may turn into vector compares): the bulk of a client assertion goes so.
         if let Some(chunk) = body.get(i..i + 16)
             && !chunk.iter().fold(false, |any, &b| any | matches!(b, b'=' | b'&' | b'+' | b'%'))
         {
