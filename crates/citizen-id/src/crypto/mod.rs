@@ -28,6 +28,13 @@ pub fn time_ordered_token(now_ms: i64, random_bytes: usize) -> String {
     format!("{:012x}{}", now_ms.max(0), random_token(random_bytes))
 }
 
+/// A key that `secret_key` keys of time-ordered secrets issued before `ms` sort below, and those
+/// issued at `ms` or later sort above (or on): the time prefix alone. Bare-hash keys of secrets
+/// made before the prefix existed sort anywhere.
+pub fn secret_key_floor(ms: i64) -> String {
+    format!("{:012x}", ms.max(0))
+}
+
 /// Hex digits of a `time_ordered_token`'s time prefix.
 const TIME_PREFIX: usize = 12;
 /// Length of a `time_ordered_token` made with 32 random bytes (the secrets `secret_key` keys).

@@ -772,6 +772,10 @@ pub(crate) mod tests {
         Value::Object(parsed)
     }
 
+    fn retention(state: &AppState) -> crate::store::purge::Retention {
+        crate::store::purge::Retention::from_lifetimes(&state.settings.lifetimes)
+    }
+
     #[tokio::test]
     async fn issues_tokens_for_a_code_once() {
         let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
@@ -796,13 +800,13 @@ pub(crate) mod tests {
         assert_eq!((recorded.auth_time, recorded.vot.as_str()), (id["auth_time"].as_i64().unwrap(), "P0.Cp.Cd"));
         assert_eq!(recorded.expires_at, id["exp"].as_i64().unwrap() * 1000);
         // Purging keeps the spent code while its ID token lives (past the code's own 10 minutes).
-        state.db.purge_expired(clock::now_ms() + 11 * 60_000).await.unwrap();
+        state.db.purge_expired(clock::now_ms() + 11 * 60_000, retention(&state)).await.unwrap();
         assert!(state.db.live_id_token(&recorded.jti, 0).await.unwrap().is_some(), "kept for single sign-on");
         // A replay is refused and revokes the grant.
         assert_eq!(err(exchange(&state, form(&code_form(&code, &[]), &key)).await), "invalid_grant");
         assert!(state.db.active_grant("g1").await.unwrap().is_none());
         // Once the ID token has expired, the code row goes too.
-        state.db.purge_expired(recorded.expires_at + 1).await.unwrap();
+        state.db.purge_expired(recorded.expires_at + 1, retention(&state)).await.unwrap();
         let codes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM authorization_codes").fetch_one(state.db.pool()).await.unwrap();
         assert_eq!(codes, 0, "purged");
     }

@@ -74,7 +74,8 @@ pub fn spawn_workers(state: AppState, provider: Arc<dyn NotificationProvider>, p
     });
     tokio::spawn(async move {
         loop {
-            if let Err(e) = state.db.purge_expired(clock::now_ms()).await {
+            let retention = crate::store::purge::Retention::from_lifetimes(&state.settings.lifetimes);
+            if let Err(e) = state.db.purge_expired(clock::now_ms(), retention).await {
                 tracing::warn!(error = %e, "purge of expired rows failed");
             }
             tokio::time::sleep(Duration::from_secs(300)).await;

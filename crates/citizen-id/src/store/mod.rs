@@ -18,6 +18,7 @@ mod migrations;
 pub mod outbox;
 pub mod partners;
 pub mod passkeys;
+pub mod purge;
 pub mod rate_limits;
 pub mod sessions;
 
@@ -150,28 +151,6 @@ impl Db {
     /// Closes the pool (used by tests that simulate an outage).
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// Deletes rows whose lifetime has passed: codes, sessions, used assertion ids, rate buckets.
-    pub async fn purge_expired(&self, now: i64) -> StoreResult<()> {
-        for sql in [
-            "DELETE FROM one_time_codes WHERE expires_at < $1",
-            "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1",
-            "DELETE FROM client_assertions WHERE expires_at < $1",
-            // A consumed code stays while the ID token it issued lives (single sign-on looks it up).
-            "DELETE FROM authorization_codes WHERE expires_at < $1 AND (id_token_expires_at IS NULL OR id_token_expires_at < $1)",
-            "DELETE FROM refresh_tokens WHERE expires_at < $1",
-            "DELETE FROM remembered_devices WHERE expires_at < $1",
-            "DELETE FROM asserted_identity_jtis WHERE expires_at < $1",
-            "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
-        ] {
-            sqlx::query(sql).bind(now).execute(&self.pool).await?;
-        }
-        sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
-            .bind(now - 24 * 3600 * 1000)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }
 

@@ -26,3 +26,88 @@ async fn the_audit_trail_detects_tampering(app: TestApp) {
 }
 
 on_both_databases!(the_audit_trail_detects_tampering);
+
+mod purge {
+    use citizen_id::crypto::{secret_key, sha256_hex, time_ordered_token};
+    use citizen_id::store::Db;
+    use citizen_id::store::purge::Retention;
+
+    use crate::on_both_databases;
+    use crate::support::TestApp;
+
+    const DAY: i64 = 24 * 3600 * 1000;
+    const NOW: i64 = 1_800_000_000_000;
+    const RETENTION: Retention = Retention { refresh_tokens: 30 * DAY, authorization_codes: 70 * 60_000 };
+
+    async fn refresh_token(db: &Db, key: &str, issued: i64, lifetime: i64) {
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES ($1, 'g', 'openid', $2, $3)")
+            .bind(key)
+            .bind(issued)
+            .bind(issued + lifetime)
+            .execute(db.pool())
+            .await
+            .unwrap();
+    }
+
+    async fn column(db: &Db, sql: &'static str) -> Vec<String> {
+        let mut k: Vec<String> = sqlx::query_scalar(sql).fetch_all(db.pool()).await.unwrap();
+        k.sort();
+        k
+    }
+
+    /// `store::purge`: the walk along the time-ordered keys deletes every expired token, of
+    /// either key shape, and nothing that still lives.
+    async fn purges_expired_refresh_tokens_of_both_key_shapes_and_nothing_live(app: TestApp) {
+        let db = &app.state.db;
+        let ordered = |issued: i64| secret_key(&time_ordered_token(issued, 32));
+        let (old, live, just_expired) = (ordered(NOW - 31 * DAY), ordered(NOW - 29 * DAY), ordered(NOW - 30 * DAY - 1));
+        for (key, issued) in [(&old, NOW - 31 * DAY), (&live, NOW - 29 * DAY), (&just_expired, NOW - 30 * DAY - 1)] {
+            refresh_token(db, key, issued, 30 * DAY).await;
+        }
+        // Bare-hash keys from before the time prefix: above every prefix, below, and one live.
+        let (legacy_high, legacy_low, legacy_live) =
+            (format!("f{}", &sha256_hex("a")[1..]), format!("00{}", &sha256_hex("b")[2..]), format!("e{}", &sha256_hex("c")[1..]));
+        refresh_token(db, &legacy_high, NOW - 31 * DAY, 30 * DAY).await;
+        refresh_token(db, &legacy_low, NOW - 31 * DAY, 30 * DAY).await;
+        refresh_token(db, &legacy_live, NOW - DAY, 30 * DAY).await;
+        // Issued under a longer lifetime than today's: old enough to be walked, kept while it lives.
+        let long_lived = ordered(NOW - 40 * DAY);
+        refresh_token(db, &long_lived, NOW - 40 * DAY, 60 * DAY).await;
+
+        db.purge_expired(NOW, RETENTION).await.unwrap();
+        let mut expected = vec![live, legacy_live, long_lived];
+        expected.sort();
+        assert_eq!(column(db, "SELECT token_hash FROM refresh_tokens").await, expected);
+    }
+
+    async fn keeps_a_spent_code_while_its_id_token_lives(app: TestApp) {
+        let db = &app.state.db;
+        let mut keys = Vec::new();
+        for (n, (issued, id_token_expires_at)) in
+            [(NOW - 80 * 60_000, None), (NOW - 75 * 60_000, Some(NOW - 60_000)), (NOW - 65 * 60_000, Some(NOW + 60_000)), (NOW - 5 * 60_000, None)]
+                .into_iter()
+                .enumerate()
+        {
+            let key = secret_key(&time_ordered_token(issued, 32));
+            sqlx::query(
+                "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri, nonce, expires_at, id_token_jti, id_token_expires_at) \
+                 VALUES ($1, 'g', 'rp', 'https://rp.example/cb', 'n', $2, $3, $4)",
+            )
+            .bind(&key)
+            .bind(issued + 10 * 60_000)
+            .bind(format!("purge-test-jti-{n}"))
+            .bind(id_token_expires_at)
+            .execute(db.pool())
+            .await
+            .unwrap();
+            keys.push(key);
+        }
+        db.purge_expired(NOW, RETENTION).await.unwrap();
+        // Gone: the unused code past its 10 minutes, the spent one whose ID token has expired.
+        let mut expected = vec![keys[2].clone(), keys[3].clone()];
+        expected.sort();
+        assert_eq!(column(db, "SELECT code_hash FROM authorization_codes").await, expected);
+    }
+
+    on_both_databases!(purges_expired_refresh_tokens_of_both_key_shapes_and_nothing_live, keeps_a_spent_code_while_its_id_token_lives);
+}
