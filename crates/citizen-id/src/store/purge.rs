@@ -4,10 +4,11 @@
 //! issued lives; at national scale those tables hold millions of rows, and every instance purges
 //! every few minutes. An index on their expiry columns would cost the token endpoint a B-tree
 //! more to write per token (measured on SQLite with the refresh tokens' and client assertions'
-//! expiry indexed: +3.5 WAL frames per batch of ten redemptions, +13-20% of its database time). Their keys already sort by issue time (`crypto::secret_key`), and
-//! a row can only have expired once it was issued more than its lifetime ago, so the purge walks
-//! the primary key up to that point instead: only rows old enough to have expired are read. The
-//! expiry test is kept besides, so a purge never deletes more than "expired" would.
+//! expiry indexed: +3.5 WAL frames per batch of ten redemptions, +13-20% of its database time).
+//! Their keys already sort by issue time (`crypto::secret_key`), and a row can only have expired
+//! once it was issued more than its lifetime ago, so the purge walks the primary key up to that
+//! point instead: only rows old enough to have expired are read. The expiry test is kept
+//! besides, so a purge never deletes more than "expired" would.
 //!
 //! Keys of secrets made before the time prefix existed are bare hashes and sort anywhere; a
 //! second walk from above any time prefix takes those (almost all of them; the few that fall
