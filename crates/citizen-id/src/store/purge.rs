@@ -14,7 +14,7 @@
 //! second walk from above any time prefix takes those (almost all of them; the few that fall
 //! between the two bounds go once the first bound passes them).
 
-use super::{Db, StoreResult};
+use super::{Backend, Db, StoreResult};
 use crate::crypto::secret_key_floor;
 
 /// How long after it was issued a row may still matter, in milliseconds.
@@ -46,33 +46,83 @@ pub(super) const PURGE_CODES: &str =
 pub(super) const PURGE_LEGACY_CODES: &str =
     "DELETE FROM authorization_codes WHERE code_hash >= $1 AND expires_at < $2 AND (id_token_expires_at IS NULL OR id_token_expires_at < $2)";
 
-impl Db {
-    /// Deletes rows whose lifetime has passed: codes, sessions, used assertion ids, rate buckets.
-    pub async fn purge_expired(&self, now: i64, retention: Retention) -> StoreResult<()> {
-        let future = secret_key_floor(now + FUTURE_BOUND_MS);
-        for (sql, floor) in [
-            (PURGE_REFRESH_TOKENS, secret_key_floor(now - retention.refresh_tokens)),
-            (PURGE_LEGACY_REFRESH_TOKENS, future.clone()),
-            (PURGE_CODES, secret_key_floor(now - retention.authorization_codes)),
-            (PURGE_LEGACY_CODES, future),
-        ] {
-            sqlx::query(sql).bind(floor).bind(now).execute(self.pool()).await?;
-        }
-        // Tables bounded by short lifetimes or by what is active (or keyed by values that do not
-        // sort by time): read whole.
-        for sql in [
-            "DELETE FROM one_time_codes WHERE expires_at < $1",
-            "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1",
-            "DELETE FROM client_assertions WHERE expires_at < $1",
-            "DELETE FROM remembered_devices WHERE expires_at < $1",
-            "DELETE FROM asserted_identity_jtis WHERE expires_at < $1",
-            "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
-        ] {
-            sqlx::query(sql).bind(now).execute(self.pool()).await?;
-        }
-        sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(now - 24 * 3600 * 1000).execute(self.pool()).await?;
-        Ok(())
+/// The PostgreSQL advisory lock one purging instance holds ("cid_purg").
+pub const PURGE_LOCK: i64 = 0x6369_645f_7075_7267;
+
+/// Where the purge's statements run: the pool (SQLite: other requests go between statements on
+/// its one connection) or the connection holding the advisory lock (PostgreSQL).
+enum Target<'a> {
+    Pool(&'a sqlx::AnyPool),
+    Conn(&'a mut sqlx::AnyConnection),
+}
+
+impl Target<'_> {
+    async fn delete(&mut self, query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>) -> StoreResult<u64> {
+        let done = match self {
+            Target::Pool(pool) => query.execute(*pool).await?,
+            Target::Conn(conn) => query.execute(&mut **conn).await?,
+        };
+        Ok(done.rows_affected())
     }
+}
+
+impl Db {
+    /// Deletes rows whose lifetime has passed: codes, tokens, sessions, used assertion ids, rate
+    /// buckets. Returns the rows deleted, or `None` when another instance sharing the PostgreSQL
+    /// database was purging at the time (each instance tries every few minutes; one at a time is
+    /// enough, and two would only queue behind each other's row locks).
+    pub async fn purge_expired(&self, now: i64, retention: Retention) -> StoreResult<Option<u64>> {
+        let started = std::time::Instant::now();
+        let deleted = match self.backend() {
+            Backend::Sqlite => purge(&mut Target::Pool(self.pool()), now, retention).await?,
+            Backend::Postgres => {
+                let mut conn = self.pool().acquire().await?;
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(PURGE_LOCK).fetch_one(&mut *conn).await?;
+                if !locked {
+                    metrics::counter!("citizen_id_purge_skipped_total").increment(1);
+                    return Ok(None);
+                }
+                let result = purge(&mut Target::Conn(&mut conn), now, retention).await;
+                // A session-level lock goes with its connection: one that could not be unlocked
+                // (or whose purge failed midway) is closed, never handed back to the pool locked.
+                let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(PURGE_LOCK).execute(&mut *conn).await;
+                if result.is_err() || unlocked.is_err() {
+                    conn.close_on_drop();
+                }
+                result?
+            }
+        };
+        metrics::counter!("citizen_id_purged_rows_total").increment(deleted);
+        metrics::histogram!("citizen_id_purge_duration_seconds").record(started.elapsed().as_secs_f64());
+        Ok(Some(deleted))
+    }
+}
+
+async fn purge(target: &mut Target<'_>, now: i64, retention: Retention) -> StoreResult<u64> {
+    let mut deleted = 0;
+    let future = secret_key_floor(now + FUTURE_BOUND_MS);
+    for (sql, floor) in [
+        (PURGE_REFRESH_TOKENS, secret_key_floor(now - retention.refresh_tokens)),
+        (PURGE_LEGACY_REFRESH_TOKENS, future.clone()),
+        (PURGE_CODES, secret_key_floor(now - retention.authorization_codes)),
+        (PURGE_LEGACY_CODES, future),
+    ] {
+        deleted += target.delete(sqlx::query(sql).bind(floor).bind(now)).await?;
+    }
+    // Tables bounded by short lifetimes or by what is active (or keyed by values that do not sort
+    // by time): read whole.
+    for sql in [
+        "DELETE FROM one_time_codes WHERE expires_at < $1",
+        "DELETE FROM sessions WHERE expires_at < $1 OR idle_expires_at < $1",
+        "DELETE FROM client_assertions WHERE expires_at < $1",
+        "DELETE FROM remembered_devices WHERE expires_at < $1",
+        "DELETE FROM asserted_identity_jtis WHERE expires_at < $1",
+        "DELETE FROM webauthn_ceremonies WHERE expires_at < $1",
+    ] {
+        deleted += target.delete(sqlx::query(sql).bind(now)).await?;
+    }
+    deleted += target.delete(sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(now - 24 * 3600 * 1000)).await?;
+    Ok(deleted)
 }
 
 #[cfg(test)]

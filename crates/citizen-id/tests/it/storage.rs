@@ -109,5 +109,56 @@ mod purge {
         assert_eq!(column(db, "SELECT code_hash FROM authorization_codes").await, expected);
     }
 
-    on_both_databases!(purges_expired_refresh_tokens_of_both_key_shapes_and_nothing_live, keeps_a_spent_code_while_its_id_token_lives);
+    /// Instances sharing PostgreSQL purge one at a time: while another holds the purge lock, a
+    /// purge does nothing and says so; once it is released, the next purge does the work. On
+    /// SQLite (one serving process) every purge runs.
+    async fn one_instance_purges_at_a_time(app: TestApp) {
+        use citizen_id::store::purge::PURGE_LOCK;
+        let db = &app.state.db;
+        let postgres = db.backend() == citizen_id::store::Backend::Postgres;
+        let expired = secret_key(&time_ordered_token(NOW - 31 * DAY, 32));
+        refresh_token(db, &expired, NOW - 31 * DAY, 30 * DAY).await;
+        // Another instance's connection (the pool's connections are this instance's).
+        let mut other = if postgres { Some(<sqlx::AnyConnection as sqlx::Connection>::connect(&app.state.settings.database_url).await.unwrap()) } else { None };
+        if let Some(other) = other.as_mut() {
+            // Not the blocking pg_advisory_lock: should a purge ever keep the lock, this test
+            // fails instead of hanging (the app's own worker purges once at start).
+            let mut locked = false;
+            for _ in 0..50 {
+                locked = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(PURGE_LOCK).fetch_one(&mut *other).await.unwrap();
+                if locked {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(locked, "the purge lock is free between purges");
+            assert_eq!(db.purge_expired(NOW, RETENTION).await.unwrap(), None, "another instance is purging");
+            assert_eq!(column(db, "SELECT token_hash FROM refresh_tokens").await, vec![expired.clone()]);
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(PURGE_LOCK).execute(&mut *other).await.unwrap();
+        }
+        // The app's own purge worker may hold the lock for a moment: try a few times.
+        let purge = || async {
+            for _ in 0..50 {
+                if let Some(n) = db.purge_expired(NOW, RETENTION).await.unwrap() {
+                    return n;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("the purge lock was never free");
+        };
+        assert!(purge().await >= 1);
+        assert!(column(db, "SELECT token_hash FROM refresh_tokens").await.is_empty());
+        // And each purge lets the lock go: another instance can take it at once.
+        purge().await;
+        if let Some(other) = other.as_mut() {
+            let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(PURGE_LOCK).fetch_one(&mut *other).await.unwrap();
+            assert!(free, "the purge lock was released");
+        }
+    }
+
+    on_both_databases!(
+        purges_expired_refresh_tokens_of_both_key_shapes_and_nothing_live,
+        keeps_a_spent_code_while_its_id_token_lives,
+        one_instance_purges_at_a_time,
+    );
 }
