@@ -25,12 +25,12 @@ pub fn random_token(bytes: usize) -> String {
 /// database log per row and per index. The prefix tells only when the value was issued, which
 /// the row and the tokens say anyway; the secret is the random part.
 pub fn time_ordered_token(now_ms: i64, random_bytes: usize) -> String {
-    format!("{:012x}{}", now_ms.max(0), random_token(random_bytes))
+    secret_key_floor(now_ms) + &random_token(random_bytes)
 }
 
-/// A key that `secret_key` keys of time-ordered secrets issued before `ms` sort below, and those
-/// issued at `ms` or later sort above (or on): the time prefix alone. Bare-hash keys of secrets
-/// made before the prefix existed sort anywhere.
+/// The time prefix of secrets issued at `ms`, and so a key that `secret_key` keys of time-ordered
+/// secrets issued before `ms` sort below, and those issued at `ms` or later sort above (or on).
+/// Bare-hash keys of secrets made before the prefix existed sort anywhere.
 pub fn secret_key_floor(ms: i64) -> String {
     format!("{:012x}", ms.max(0))
 }

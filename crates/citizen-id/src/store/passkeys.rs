@@ -122,19 +122,20 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Removes one of the account's passkeys; false when it had no such passkey. An account
-    /// without a password keeps at least one passkey: its last one cannot be removed.
-    pub async fn delete_passkey(&self, account_id: &str, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
+    /// Removes one of the account's passkeys and returns its name (for the notice); `None` when it
+    /// had no such passkey. An account without a password keeps at least one passkey: its last one
+    /// cannot be removed.
+    pub async fn delete_passkey(&self, account_id: &str, id: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
             "DELETE FROM passkeys WHERE id = $1 AND account_id = $2 AND ( \
                EXISTS (SELECT 1 FROM accounts WHERE accounts.id = $2 AND accounts.password_hash IS NOT NULL) \
-               OR (SELECT COUNT(*) FROM passkeys others WHERE others.account_id = $2) > 1)",
+               OR (SELECT COUNT(*) FROM passkeys others WHERE others.account_id = $2) > 1) \
+             RETURNING name",
         )
         .bind(id)
         .bind(account_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Clears the account's password, only if it has at least one passkey. True when cleared.

@@ -46,23 +46,20 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
     if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Err(OAuthError::new(ErrorCode::InvalidRequest, "The body must be application/x-www-form-urlencoded"));
     }
-    if std::str::from_utf8(body).is_err() {
+    let Ok(text) = std::str::from_utf8(body) else {
         return Err(OAuthError::new(ErrorCode::InvalidRequest, "The body is not valid UTF-8"));
-    }
-    Ok(form_pairs(body))
+    };
+    Ok(form_pairs_of_text(text))
 }
 
-/// `application/x-www-form-urlencoded` pairs, as `form_urlencoded::parse` gives them (empty
-/// pieces skipped, a name without `=` has an empty value). A pair with neither `+` nor `%` is
-/// already its own decoding and is copied as it is; only the others go through the decoder,
-/// which walks every byte (a client assertion is a kilobyte of base64url). The searches for `&`,
-/// `=`, `+` and `%` are `str`'s single-character ones, which use `memchr`: measured against the
-/// same searches written byte by byte, 0.8 µs per token request instead of 1.8 µs. A body that
-/// is not UTF-8 (refused before it gets here, by `parse_form`) goes to the decoder whole.
-pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return url::form_urlencoded::parse(body).into_owned().collect();
-    };
+/// `application/x-www-form-urlencoded` pairs of a UTF-8 body (`parse_form` checks it first), as
+/// `form_urlencoded::parse` gives them (empty pieces skipped, a name without `=` has an empty
+/// value). A pair with neither `+` nor `%` is already its own decoding and is copied as it is;
+/// only the others go through the decoder, which walks every byte (a client assertion is a
+/// kilobyte of base64url). The searches for `&`, `=`, `+` and `%` are `str`'s single-character
+/// ones, which use `memchr`: measured against the same searches written byte by byte, 0.8 µs per
+/// token request instead of 1.8 µs.
+fn form_pairs_of_text(text: &str) -> Vec<(String, String)> {
     text.split('&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| {
@@ -181,6 +178,15 @@ fn no_store(status: StatusCode, body: impl IntoResponse) -> Response {
 mod tests {
     use super::*;
     use crate::oidc::token::tests::{fixture, form, grant_code};
+
+    /// Any body's pairs: `form_pairs_of_text` for UTF-8, else the decoder whole (the server
+    /// refuses such bodies before parsing them), so the test can compare every body.
+    fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+        match std::str::from_utf8(body) {
+            Ok(text) => form_pairs_of_text(text),
+            Err(_) => url::form_urlencoded::parse(body).into_owned().collect(),
+        }
+    }
     use aws_lc_rs::rsa::{KeyPair, KeySize};
 
     #[test]

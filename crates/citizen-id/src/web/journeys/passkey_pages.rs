@@ -92,20 +92,14 @@ pub async fn post_remove_passkey(ctx: Ctx, body: Bytes) -> Response {
         Err(r) => return r,
     };
     let id = data.trimmed("id").to_string();
-    // Its name, for the notice (a passkey of another account is neither named nor removed).
-    let name = match ctx.state.db.passkey(&id).await {
-        Ok(p) => p.filter(|p| p.account_id == account.id).map(|p| p.name),
-        Err(e) => return ctx.fail(e),
-    };
     match ctx.state.db.delete_passkey(&account.id, &id).await {
-        Ok(true) => {
+        Ok(Some(passkey_name)) => {
             audit(&ctx.state, "passkey.removed", Some(&account.id), &ctx.ip, serde_json::json!({ "passkey": id })).await;
-            let passkey_name = name.unwrap_or_default();
             send_notice(&ctx.state, messages::Template::PasskeyRemoved, &account.email, serde_json::json!({ "passkey_name": passkey_name })).await;
             let notice = Some("The passkey has been removed. It can no longer be used to sign in.".to_string());
             list(ctx, &account.id, account.password_hash.is_some(), notice, StatusCode::OK).await
         }
-        Ok(false) => {
+        Ok(None) => {
             let notice = Some("That passkey could not be removed. You need a password or another passkey to sign in.".to_string());
             list(ctx, &account.id, account.password_hash.is_some(), notice, StatusCode::CONFLICT).await
         }
