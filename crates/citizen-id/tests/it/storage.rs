@@ -36,7 +36,9 @@ mod purge {
     use crate::support::TestApp;
 
     const DAY: i64 = 24 * 3600 * 1000;
-    const NOW: i64 = 1_800_000_000_000;
+    /// Far ahead of the real clock, so the app's own purge worker (real time) never takes the
+    /// rows these tests expect to purge themselves.
+    const NOW: i64 = 4_000_000_000_000;
     const RETENTION: Retention = Retention { refresh_tokens: 30 * DAY, authorization_codes: 70 * 60_000 };
 
     async fn refresh_token(db: &Db, key: &str, issued: i64, lifetime: i64) {
@@ -121,6 +123,69 @@ mod purge {
         assert_eq!(column(db, "SELECT code_hash FROM authorization_codes").await, expected);
     }
 
+    /// A backlog larger than a purge chunk goes in several chunks, across their boundaries, with
+    /// the live rows between the expired ones kept: refresh tokens of both key shapes (the walk
+    /// below the time floor and the one above every prefix), a table walked whole by a composite
+    /// key (client assertions), and one by a single random key (remembered devices).
+    async fn purges_a_backlog_of_several_chunks(app: TestApp) {
+        use citizen_id::store::purge::CHUNK;
+        let db = &app.state.db;
+        let n = CHUNK * 5 / 2;
+        let mut live = (Vec::new(), Vec::new(), Vec::new());
+        let mut tx = db.pool().begin().await.unwrap();
+        for i in 0..n {
+            // Every seventh row of each table still lives; the others expired.
+            let alive = i % 7 == 0;
+            let issued = NOW - 31 * DAY + i;
+            // Both key shapes: time-ordered, and a bare hash from before the prefix (above it).
+            let key = secret_key(&time_ordered_token(issued, 32));
+            let legacy = format!("f{}", &sha256_hex(&format!("legacy-{i}"))[1..]);
+            let lifetime = if alive { 60 * DAY } else { 30 * DAY };
+            for key in [&key, &legacy] {
+                sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES ($1, 'g', 'openid', $2, $3)")
+                    .bind(key)
+                    .bind(issued)
+                    .bind(issued + lifetime)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            let expires = if alive { NOW + 60_000 } else { NOW - 60_000 };
+            let (client, jti) = (format!("client-{}", i % 3), sha256_hex(&format!("jti-{i}")));
+            sqlx::query("INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3)")
+                .bind(&client)
+                .bind(&jti)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let device = sha256_hex(&format!("device-{i}"));
+            sqlx::query("INSERT INTO remembered_devices (token_hash, account_id, created_at, expires_at) VALUES ($1, 'a', $2, $3)")
+                .bind(&device)
+                .bind(NOW - DAY)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            if alive {
+                live.0.push(key);
+                live.0.push(legacy);
+                live.1.push(format!("{client} {jti}"));
+                live.2.push(device);
+            }
+        }
+        tx.commit().await.unwrap();
+        let expired = 4 * (n as u64 - live.2.len() as u64);
+
+        assert!(purge(db).await >= expired);
+        live.0.sort();
+        live.1.sort();
+        live.2.sort();
+        assert_eq!(column(db, "SELECT token_hash FROM refresh_tokens").await, live.0);
+        assert_eq!(column(db, "SELECT client_id || ' ' || jti FROM client_assertions").await, live.1);
+        assert_eq!(column(db, "SELECT token_hash FROM remembered_devices").await, live.2);
+    }
+
     /// Instances sharing PostgreSQL purge one at a time: while another holds the purge lock, a
     /// purge does nothing and says so; once it is released, the next purge does the work. On
     /// SQLite (one serving process) every purge runs.
@@ -161,6 +226,7 @@ mod purge {
     on_both_databases!(
         purges_expired_refresh_tokens_of_both_key_shapes_and_nothing_live,
         keeps_a_spent_code_while_its_id_token_lives,
+        purges_a_backlog_of_several_chunks,
         one_instance_purges_at_a_time,
     );
 }
