@@ -48,11 +48,11 @@ pub async fn prove_with_demographics(state: &AppState, account: &AccountRecord, 
         MatchOutcome::Several => return Ok(DemographicsOutcome::Several),
     };
     let nhs = patient.nhs_number.as_str().to_string();
-    if let Some(existing) = state.db.account_by_nhs_number(&nhs).await? {
-        if existing.id != account.id {
-            duplicate_hint(state, &existing, ip).await?;
-            return Ok(DemographicsOutcome::Duplicate);
-        }
+    if let Some(existing) = state.db.account_by_nhs_number(&nhs).await?
+        && existing.id != account.id
+    {
+        duplicate_hint(state, &existing, ip).await?;
+        return Ok(DemographicsOutcome::Duplicate);
     }
     let before = proofing_level(account);
     let idvm = account.mobile.is_some() && account.mobile == patient.mobile;

@@ -27,6 +27,7 @@ impl FormData {
 }
 
 /// Parses an urlencoded body; invalid UTF-8 or a repeated field is a 400 page.
+#[expect(clippy::result_large_err, reason = "the error is the page to send, returned once per request; boxing it would only add an allocation")]
 pub fn parse(page: &PageContext, body: &[u8]) -> Result<FormData, Response> {
     let bad = || {
         message(

@@ -92,12 +92,11 @@ impl Session {
     /// Loads the session named by the cookie, or starts a new one (not stored until saved).
     pub async fn load(state: &AppState, headers: &HeaderMap) -> Result<Session, StoreError> {
         let now = clock::now_ms();
-        if let Some(id) = read_cookie(headers, cookie_name(&state.settings)).filter(|v| v.len() >= 40 && v.len() <= 64) {
-            if let Some(record) = state.db.session(&sha256_hex(id), now).await? {
-                if let Ok(data) = serde_json::from_str::<SessionData>(&record.data) {
-                    return Ok(Session { id: id.to_string(), created_at: record.created_at, replaced: None, data });
-                }
-            }
+        if let Some(id) = read_cookie(headers, cookie_name(&state.settings)).filter(|v| v.len() >= 40 && v.len() <= 64)
+            && let Some(record) = state.db.session(&sha256_hex(id), now).await?
+            && let Ok(data) = serde_json::from_str::<SessionData>(&record.data)
+        {
+            return Ok(Session { id: id.to_string(), created_at: record.created_at, replaced: None, data });
         }
         Ok(Session::fresh(now))
     }

@@ -96,6 +96,7 @@ pub async fn get_start(ctx: Ctx) -> Response {
 }
 
 /// Parses the details form; the first error per field is shown.
+#[expect(clippy::result_large_err, reason = "the error is the form to render again, once per request")]
 fn parse_details(data: &FormData) -> Result<Demographics, Form> {
     let mut f = details_form();
     for name in ["given_name", "family_name", "dob_day", "dob_month", "dob_year", "postcode", "nhs_number"] {

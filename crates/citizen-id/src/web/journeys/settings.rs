@@ -87,15 +87,15 @@ pub async fn render_settings(ctx: Ctx, account: &AccountRecord, notice: Option<S
     rows.push(("Password".to_string(), password.to_string(), "/settings/password".into()));
     // Contact details from PDS are shown only at P9 (the seeds' settings rules).
     let mut pds_rows = Vec::new();
-    if level == ProofingLevel::P9 {
-        if let Some(nhs) = account.nhs_number.as_deref().and_then(|n| domain::NhsNumber::parse(n).ok()) {
-            match ctx.state.pds.get_patient(&nhs).await {
-                Ok(p) => {
-                    pds_rows.push(("Mobile phone number".to_string(), p.mobile.clone().unwrap_or_else(|| "None".into())));
-                    pds_rows.push(("Email address".to_string(), p.email.clone().unwrap_or_else(|| "None".into())));
-                }
-                Err(_) => pds_rows.push(("Contact details".to_string(), "We cannot show these right now. Try again later.".into())),
+    if level == ProofingLevel::P9
+        && let Some(nhs) = account.nhs_number.as_deref().and_then(|n| domain::NhsNumber::parse(n).ok())
+    {
+        match ctx.state.pds.get_patient(&nhs).await {
+            Ok(p) => {
+                pds_rows.push(("Mobile phone number".to_string(), p.mobile.clone().unwrap_or_else(|| "None".into())));
+                pds_rows.push(("Email address".to_string(), p.email.clone().unwrap_or_else(|| "None".into())));
             }
+            Err(_) => pds_rows.push(("Contact details".to_string(), "We cannot show these right now. Try again later.".into())),
         }
     }
     let page = ctx.page();

@@ -195,11 +195,11 @@ impl TestApp {
             if let Some(m) = self.sink.latest_for(to) {
                 let mut seen = self.seen.lock().unwrap();
                 let last = seen.get(to).copied().unwrap_or(0);
-                if m.at_unix_ms > last {
-                    if let Some(code) = m.personalisation.get("code").and_then(|c| c.as_str()) {
-                        seen.insert(to.to_string(), m.at_unix_ms);
-                        return code.to_string();
-                    }
+                if m.at_unix_ms > last
+                    && let Some(code) = m.personalisation.get("code").and_then(|c| c.as_str())
+                {
+                    seen.insert(to.to_string(), m.at_unix_ms);
+                    return code.to_string();
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
