@@ -117,8 +117,8 @@ fn main() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Machine and process helpers
 
-/// Code redemptions per SQLite transaction over the run (`store::group_commit`), read from the
-/// server's counters; None on PostgreSQL or when nothing was redeemed.
+/// Code redemptions per database transaction over the run (`store::group_commit`), read from the
+/// server's counters; None when nothing was redeemed.
 fn redemption_batching(metrics: &str) -> Option<f64> {
     let value = |name: &str| -> Option<f64> {
         metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
@@ -1096,7 +1096,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         );
     }
     if let Some(b) = batching {
-        println!("Code redemptions per SQLite transaction (group commit), over the whole run: {b:.2}");
+        println!("Code redemptions per transaction (group commit), over the whole run: {b:.2}");
     }
     println!(
         "Userinfo:  {:.0}/s vs {USERINFO_TARGET_PER_SEC:.0}/s = {:.1}%: {}",

@@ -6,7 +6,7 @@ use sqlx::Row as _;
 
 use super::accounts::{SUBJECT_COLUMNS, Subject, TOKEN_SUBJECT_COLUMNS, subject_from_row, token_subject_from_row};
 use super::group_commit::Redemption;
-use super::{Backend, Db, StoreResult};
+use super::{Db, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct GrantRecord {
@@ -139,13 +139,7 @@ pub(super) fn bind_redemption<'q>(query: AnyQuery<'q>, r: &'q Redemption) -> Any
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-const RECORD_ASSERTION: &str =
-    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($4, $5, $6) ON CONFLICT (client_id, jti) DO NOTHING";
-const CONSUME_CODE: &str = "UPDATE authorization_codes SET consumed_at = $2, id_token_expires_at = $3 \
-                            WHERE code_hash = $1 AND consumed_at IS NULL AND expires_at > $2";
 const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id";
-const STORE_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
-                             SELECT $7, g.id, g.scope, $2, $8 FROM grants g";
 
 /// The scratch table a SQLite redemption batch works in: one row per redemption, with what
 /// became of it. A TEMP table belongs to its connection and is emptied before every COMMIT, so
@@ -204,22 +198,41 @@ fn sqlite_redeem_batch_sql_text(n: usize) -> String {
     )
 }
 
-/// PostgreSQL: one statement, built once. The CTE `c` holds the code only if this statement
-/// consumed it, which it does only if `j` recorded the assertion's jti; `r` stores the refresh
-/// token, if there is one, only for a consumed code with a live grant; one row always answers.
-fn postgres_redeem_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "WITH j AS ({RECORD_ASSERTION} RETURNING 1), \
-             c AS ({CONSUME_CODE} AND EXISTS (SELECT 1 FROM j) \
-             RETURNING grant_id, client_id, redirect_uri, nonce, code_challenge, id_token_jti), \
-             r AS ({STORE_REFRESH} JOIN c ON c.grant_id = g.id WHERE g.revoked_at IS NULL AND $7 IS NOT NULL RETURNING 1) \
-             SELECT (SELECT COUNT(*) FROM j) AS assertion_fresh, (SELECT COUNT(*) FROM c) AS redeemed, {} \
-             FROM (SELECT 1 AS one) AS one LEFT JOIN c ON TRUE {LIVE_GRANT}",
-            redeemed_columns()
-        )
-    });
-    &SQL
+/// PostgreSQL: `n` redemptions in one statement (`store::group_commit`), numbered as the SQLite
+/// batch numbers them and answering with the same rows, one per item in item order. Data-modifying
+/// CTEs over the items, with the rules of one redemption alone, item by item in order: an item's
+/// jti is fresh if its insert is new (`ON CONFLICT DO NOTHING`; the first item of each jti is the
+/// one inserted) and only then may it consume its code, which the first fresh item for the code
+/// does if the code is unconsumed and unexpired (the row lock and the re-check of
+/// `consumed_at IS NULL` settle a race with another instance); only then is its refresh token
+/// stored, and only with a live grant. Rows are inserted and updated in key order, so two
+/// instances' batches that touch the same rows take their locks in the same order.
+pub(super) fn postgres_redeem_batch_sql(n: usize) -> &'static str {
+    use std::sync::LazyLock;
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| (1..=super::group_commit::MAX_BATCH).map(postgres_redeem_batch_sql_text).collect());
+    &SQL[n - 1]
+}
+
+fn postgres_redeem_batch_sql_text(n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|k| {
+            let p = |i: usize| format!("${}", 8 * k + i);
+            // Typed once, in the first row; the other rows take the columns' types.
+            if k == 0 {
+                format!(
+                    "(0::bigint, {}::text, {}::bigint, {}::bigint, {}::text, {}::text, {}::bigint, {}::text, {}::bigint)",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8)
+                )
+            } else {
+                format!("({k}, {}, {}, {}, {}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8))
+            }
+        })
+        .collect();
+    format!(
+        "WITH b (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, refresh_hash, refresh_expires_at)          AS (VALUES {}),          j AS (INSERT INTO client_assertions (client_id, jti, expires_at)                SELECT DISTINCT ON (client_id, jti) client_id, jti, assertion_expires_at FROM b ORDER BY client_id, jti, item                ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti),          fresh AS (SELECT DISTINCT ON (b.client_id, b.jti) b.* FROM b JOIN j ON j.client_id = b.client_id AND j.jti = b.jti                    ORDER BY b.client_id, b.jti, b.item),          claim AS (SELECT DISTINCT ON (code_hash) * FROM fresh ORDER BY code_hash, item),          c AS (UPDATE authorization_codes ac SET consumed_at = claim.at_ms, id_token_expires_at = claim.id_token_expires_at                FROM claim WHERE ac.code_hash = claim.code_hash AND ac.consumed_at IS NULL AND ac.expires_at > claim.at_ms                RETURNING claim.item, ac.grant_id, ac.client_id, ac.redirect_uri, ac.nonce, ac.code_challenge, ac.id_token_jti),          r AS (INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at)                SELECT b.refresh_hash, g.id, g.scope, b.at_ms, b.refresh_expires_at FROM c JOIN b ON b.item = c.item                JOIN grants g ON g.id = c.grant_id WHERE g.revoked_at IS NULL AND b.refresh_hash IS NOT NULL                ORDER BY b.refresh_hash RETURNING 1)          SELECT b.item, CASE WHEN fresh.item IS NULL THEN 0 ELSE 1 END::bigint AS assertion_fresh,          CASE WHEN c.item IS NULL THEN 0 ELSE 1 END::bigint AS redeemed, {}          FROM b LEFT JOIN fresh ON fresh.item = b.item LEFT JOIN c ON c.item = b.item {LIVE_GRANT} ORDER BY b.item",
+        values.join(", "),
+        redeemed_columns()
+    )
 }
 
 impl Db {
@@ -258,10 +271,10 @@ impl Db {
     /// recording when the ID token it issues expires (`id_token_expires_at`, unix ms) and, when
     /// given, storing the grant's first refresh token. A second use revokes the grant.
     ///
-    /// One round trip instead of three (this is the token endpoint's hot path): on PostgreSQL
-    /// one statement with data-modifying CTEs; on SQLite set-based statements sent together, in
-    /// one transaction with the other redemptions waiting at the time (`store::group_commit`,
-    /// `sqlite_redeem_batch_sql`). The refresh token is
+    /// One round trip instead of three (this is the token endpoint's hot path), in one
+    /// transaction with the other redemptions waiting at the time (`store::group_commit`): on
+    /// PostgreSQL one statement with data-modifying CTEs (`postgres_redeem_batch_sql`), on SQLite
+    /// set-based statements sent together (`sqlite_redeem_batch_sql`). The refresh token is
     /// stored only with a live grant; should the caller then refuse the code (another client,
     /// a wrong PKCE verifier), it revokes the grant, which ends that token too.
     pub async fn redeem_code(
@@ -279,12 +292,7 @@ impl Db {
             assertion: assertion.clone(),
             refresh: first_refresh.map(|r| (r.token_hash.to_owned(), r.expires_at)),
         };
-        let rows = match self.backend() {
-            Backend::Postgres => {
-                bind_redemption(sqlx::query(sqlx::AssertSqlSafe(postgres_redeem_sql())), &redemption).fetch_all(self.pool()).await?
-            }
-            Backend::Sqlite => self.redeem_in_batch(redemption).await?,
-        };
+        let rows = self.redeem_in_batch(redemption).await?;
         if !rows.iter().any(|row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1)) {
             return Ok(CodeRedemption::AssertionReplayed);
         }

@@ -16,6 +16,7 @@ mod pds;
 mod proofing;
 mod protocol_errors;
 mod protocol_flow;
+mod redemption_batches;
 mod security;
 mod settings;
 mod storage;
