@@ -229,7 +229,24 @@ fn postgres_redeem_batch_sql_text(n: usize) -> String {
         })
         .collect();
     format!(
-        "WITH b (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, refresh_hash, refresh_expires_at)          AS (VALUES {}),          j AS (INSERT INTO client_assertions (client_id, jti, expires_at)                SELECT DISTINCT ON (client_id, jti) client_id, jti, assertion_expires_at FROM b ORDER BY client_id, jti, item                ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti),          fresh AS (SELECT DISTINCT ON (b.client_id, b.jti) b.* FROM b JOIN j ON j.client_id = b.client_id AND j.jti = b.jti                    ORDER BY b.client_id, b.jti, b.item),          claim AS (SELECT DISTINCT ON (code_hash) * FROM fresh ORDER BY code_hash, item),          c AS (UPDATE authorization_codes ac SET consumed_at = claim.at_ms, id_token_expires_at = claim.id_token_expires_at                FROM claim WHERE ac.code_hash = claim.code_hash AND ac.consumed_at IS NULL AND ac.expires_at > claim.at_ms                RETURNING claim.item, ac.grant_id, ac.client_id, ac.redirect_uri, ac.nonce, ac.code_challenge, ac.id_token_jti),          r AS (INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at)                SELECT b.refresh_hash, g.id, g.scope, b.at_ms, b.refresh_expires_at FROM c JOIN b ON b.item = c.item                JOIN grants g ON g.id = c.grant_id WHERE g.revoked_at IS NULL AND b.refresh_hash IS NOT NULL                ORDER BY b.refresh_hash RETURNING 1)          SELECT b.item, CASE WHEN fresh.item IS NULL THEN 0 ELSE 1 END::bigint AS assertion_fresh,          CASE WHEN c.item IS NULL THEN 0 ELSE 1 END::bigint AS redeemed, {}          FROM b LEFT JOIN fresh ON fresh.item = b.item LEFT JOIN c ON c.item = b.item {LIVE_GRANT} ORDER BY b.item",
+        "WITH b (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, refresh_hash, refresh_expires_at) \
+         AS (VALUES {}), \
+         j AS (INSERT INTO client_assertions (client_id, jti, expires_at) \
+               SELECT DISTINCT ON (client_id, jti) client_id, jti, assertion_expires_at FROM b ORDER BY client_id, jti, item \
+               ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti), \
+         fresh AS (SELECT DISTINCT ON (b.client_id, b.jti) b.* FROM b JOIN j ON j.client_id = b.client_id AND j.jti = b.jti \
+                   ORDER BY b.client_id, b.jti, b.item), \
+         claim AS (SELECT DISTINCT ON (code_hash) * FROM fresh ORDER BY code_hash, item), \
+         c AS (UPDATE authorization_codes ac SET consumed_at = claim.at_ms, id_token_expires_at = claim.id_token_expires_at \
+               FROM claim WHERE ac.code_hash = claim.code_hash AND ac.consumed_at IS NULL AND ac.expires_at > claim.at_ms \
+               RETURNING claim.item, ac.grant_id, ac.client_id, ac.redirect_uri, ac.nonce, ac.code_challenge, ac.id_token_jti), \
+         r AS (INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+               SELECT b.refresh_hash, g.id, g.scope, b.at_ms, b.refresh_expires_at FROM c JOIN b ON b.item = c.item \
+               JOIN grants g ON g.id = c.grant_id WHERE g.revoked_at IS NULL AND b.refresh_hash IS NOT NULL \
+               ORDER BY b.refresh_hash RETURNING 1) \
+         SELECT b.item, CASE WHEN fresh.item IS NULL THEN 0 ELSE 1 END::bigint AS assertion_fresh, \
+         CASE WHEN c.item IS NULL THEN 0 ELSE 1 END::bigint AS redeemed, {} \
+         FROM b LEFT JOIN fresh ON fresh.item = b.item LEFT JOIN c ON c.item = b.item {LIVE_GRANT} ORDER BY b.item",
         values.join(", "),
         redeemed_columns()
     )
