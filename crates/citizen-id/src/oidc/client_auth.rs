@@ -63,21 +63,13 @@ pub async fn authenticate_client(
 }
 
 /// A partner whose assertion verified, and the assertion's `jti`, which the caller must record
-/// (once: a second use is a replay) before anything is issued. The authorization-code grant
-/// records it in the same round trip as the code's redemption; `record_assertion` does it alone.
+/// (once: a second use is a replay) before anything is issued: the authorization-code grant
+/// records it with the code's redemption, the refresh grant with the token's rotation, each in
+/// the same transaction.
 #[derive(Debug)]
 pub struct AuthenticatedClient {
     pub partner: Arc<PartnerRecord>,
     pub assertion: AssertionUse,
-}
-
-/// Records the assertion's `jti`; a jti seen before is `invalid_client`.
-pub async fn record_assertion(state: &AppState, a: &AssertionUse) -> Result<(), OAuthError> {
-    if state.db.record_assertion_jti(&a.client_id, &a.jti, a.expires_at).await? {
-        Ok(())
-    } else {
-        Err(assertion_replayed())
-    }
 }
 
 /// RFC 7523 3 item 7: the error for a `jti` used before.

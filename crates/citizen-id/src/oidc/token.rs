@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::claims;
-use super::client_auth::{AuthenticatedClient, assertion_replayed, authenticate_client, record_assertion};
+use super::client_auth::{AuthenticatedClient, assertion_replayed, authenticate_client};
 use super::error::{ErrorCode, OAuthError};
 use crate::clock;
 use crate::config::Settings;
@@ -150,9 +150,9 @@ pub async fn exchange(state: &AppState, form: Vec<(String, String)>) -> Result<T
             authorization_code_grant(state, &client, &code, &redirect_uri, code_verifier.as_deref()).await
         }
         TokenRequest::RefreshToken { refresh_token, scope, client } => {
+            // The jti is recorded with the rotation (one transaction).
             let client = authenticate(state, &client, &token_endpoint).await?;
-            record_assertion(state, &client.assertion).await?;
-            refresh_token_grant(state, &client.partner, &refresh_token, scope.as_deref()).await
+            refresh_token_grant(state, &client, &refresh_token, scope.as_deref()).await
         }
     }
 }
@@ -293,10 +293,11 @@ pub fn pkce_s256(verifier: &str) -> String {
 /// spent token coming back revokes the whole family. No ID token (spec Table 8).
 async fn refresh_token_grant(
     state: &AppState,
-    partner: &PartnerRecord,
+    client: &AuthenticatedClient,
     refresh_token: &str,
     scope: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
+    let partner = &client.partner;
     if !partner.refresh_tokens {
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "This client is not registered for refresh tokens"));
     }
@@ -304,8 +305,11 @@ async fn refresh_token_grant(
     // refresh token: the scope must parse and be within what the partner may ever hold.
     let requested = scope.map(|s| requested_scope(s, partner)).transpose()?;
     let now = clock::now_ms();
-    let (grant, account) = match state.db.rotate_refresh_token(&secret_key(refresh_token), now).await? {
+    let next = FreshRefreshToken::new(state, now);
+    let new_token = NewRefreshToken { token_hash: &next.hash, expires_at: next.expires_at };
+    let (grant, account) = match state.db.rotate_refresh_token(&secret_key(refresh_token), now, &client.assertion, new_token).await? {
         RefreshRotation::Rotated { grant, subject, .. } => (grant, subject),
+        RefreshRotation::AssertionReplayed => return Err(assertion_replayed()),
         RefreshRotation::Reused => {
             audit(state, "token.refresh_reused", None, partner, json!({ "grant_type": "refresh_token" }), now).await?;
             return Err(invalid_grant("The refresh token has already been used; sign the user in again"));
@@ -325,8 +329,7 @@ async fn refresh_token_grant(
         Some(_) => return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the scope originally granted")),
     };
     let access_token = sign(state, &access_token_claims(&state.settings, &grant, &account, &scopes, now))?;
-    let refresh_token = new_refresh_token(state, &grant, now).await?;
-    Ok(response(state, access_token, None, Some(refresh_token), &scopes))
+    Ok(response(state, access_token, None, Some(next.token), &scopes))
 }
 
 /// A `scope` on a refresh request: `openid` required, no values we do not know, nothing the
@@ -341,13 +344,6 @@ fn requested_scope(value: &str, partner: &PartnerRecord) -> Result<ScopeSet, OAu
         return Err(invalid("scope exceeds the scope originally granted"));
     }
     Ok(set)
-}
-
-/// Issues and stores (hashed) a refresh token for the grant's full scope.
-async fn new_refresh_token(state: &AppState, grant: &GrantRecord, now: i64) -> Result<String, OAuthError> {
-    let fresh = FreshRefreshToken::new(state, now);
-    state.db.insert_refresh_token(&fresh.hash, &grant.id, &grant.scope, now, fresh.expires_at).await?;
-    Ok(fresh.token)
 }
 
 /// A new refresh token (spec 4.4: 30 days), and the key (its hash) that is all the store keeps of it.

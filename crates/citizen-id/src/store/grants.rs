@@ -78,6 +78,8 @@ pub enum RefreshRotation {
     /// A rotated-out token came back: the family has been revoked.
     Reused,
     Invalid,
+    /// The client assertion's `jti` was used before: nothing was changed.
+    AssertionReplayed,
 }
 
 /// Only the tests read a bare grant; the token endpoint and userinfo read it with its citizen.
@@ -139,6 +141,9 @@ pub(super) fn bind_redemption<'q>(query: AnyQuery<'q>, r: &'q Redemption) -> Any
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
+/// Records a client assertion's `jti` ($1 client_id, $2 jti, $3 row expiry); no row when seen before.
+const RECORD_ASSERTION: &str =
+    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING";
 const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id";
 
 /// The scratch table a SQLite redemption batch works in: one row per redemption, with what
@@ -252,6 +257,18 @@ fn postgres_redeem_batch_sql_text(n: usize) -> String {
     )
 }
 
+/// The live grant `$1` and its citizen as partners see them. Built once: this is the query
+/// behind every userinfo request.
+fn active_grant_with_subject_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS} FROM grants g JOIN accounts a ON a.id = g.account_id \
+             WHERE g.id = $1 AND g.revoked_at IS NULL"
+        )
+    });
+    &SQL
+}
+
 impl Db {
     /// Creates the grant and its authorization code together.
     pub async fn insert_grant_with_code(&self, grant: &GrantRecord, code: &NewAuthorizationCode, now: i64) -> StoreResult<()> {
@@ -347,14 +364,7 @@ impl Db {
     /// The live grant `grant_id` and its citizen as partners see them, in one round trip (the
     /// userinfo hot path; also the refresh grant's).
     pub async fn active_grant_with_subject(&self, grant_id: &str) -> StoreResult<Option<(GrantRecord, Subject)>> {
-        // Built once: this is the query behind every userinfo request.
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS} FROM grants g JOIN accounts a ON a.id = g.account_id \
-                 WHERE g.id = $1 AND g.revoked_at IS NULL"
-            )
-        });
-        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(grant_id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(active_grant_with_subject_sql())).bind(grant_id).fetch_optional(self.pool()).await?;
         row.as_ref().map(|r| live_grant_from(r, subject_from_row)).transpose()
     }
 
@@ -388,49 +398,71 @@ impl Db {
         Ok(())
     }
 
-    /// Marks a refresh token used (atomically) and returns its live grant; a token that was
-    /// already used revokes its whole family (RFC 9700 section 4.14.2).
-    pub async fn rotate_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<RefreshRotation> {
-        let row = sqlx::query(
+    /// Rotates a refresh token (RFC 9700 4.14.2) in one transaction: records the client
+    /// assertion's `jti`, spends the old token and stores `next` for the live grant, so a failure
+    /// anywhere leaves all three as they were. (Rotation in separate steps could spend the old
+    /// token and then fail to store the new one: the partner's retry with the old token would
+    /// then count as a reuse and revoke the family, signing the citizen out.) A spent token
+    /// coming back revokes the grant.
+    pub async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+        assertion: &AssertionUse,
+        next: NewRefreshToken<'_>,
+    ) -> StoreResult<RefreshRotation> {
+        let mut tx = self.pool().begin().await?;
+        let recorded = sqlx::query(RECORD_ASSERTION).bind(&assertion.client_id).bind(&assertion.jti).bind(assertion.expires_at).execute(&mut *tx).await?;
+        if recorded.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(RefreshRotation::AssertionReplayed);
+        }
+        let spent = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
              RETURNING grant_id, scope",
         )
         .bind(token_hash)
         .bind(now)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            let used = sqlx::query("SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL")
-                .bind(token_hash)
-                .fetch_optional(self.pool())
-                .await?;
-            return Ok(match used {
-                Some(r) => {
-                    let grant_id: String = r.try_get(0)?;
-                    self.revoke_grant(&grant_id, now).await?;
-                    RefreshRotation::Reused
-                }
-                None => RefreshRotation::Invalid,
-            });
+        let Some(spent) = spent else {
+            // The assertion was good: its jti stays used.
+            tx.commit().await?;
+            return self.spent_or_unknown_refresh_token(token_hash, now).await;
         };
-        let grant_id: String = row.try_get("grant_id")?;
-        let scope: String = row.try_get("scope")?;
-        Ok(match self.active_grant_with_subject(&grant_id).await? {
-            Some((grant, subject)) => RefreshRotation::Rotated { grant, subject: Box::new(subject), scope },
-            None => RefreshRotation::Invalid,
-        })
+        let grant_id: String = spent.try_get("grant_id")?;
+        let scope: String = spent.try_get("scope")?;
+        let live = sqlx::query(sqlx::AssertSqlSafe(active_grant_with_subject_sql())).bind(&grant_id).fetch_optional(&mut *tx).await?;
+        let Some((grant, subject)) = live.as_ref().map(|r| live_grant_from(r, subject_from_row)).transpose()? else {
+            tx.commit().await?;
+            return Ok(RefreshRotation::Invalid);
+        };
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(next.token_hash)
+            .bind(&grant.id)
+            .bind(&grant.scope)
+            .bind(now)
+            .bind(next.expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RefreshRotation::Rotated { grant, subject: Box::new(subject), scope })
     }
 
-    /// Records a client assertion's `jti`; false when it was seen before (a replay).
-    pub async fn record_assertion_jti(&self, client_id: &str, jti: &str, expires_at: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
-        )
-        .bind(client_id)
-        .bind(jti)
-        .bind(expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// A refresh token that could not be spent: reused (it was spent before; its grant is revoked
+    /// now) or unknown, expired or revoked.
+    async fn spent_or_unknown_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<RefreshRotation> {
+        let used = sqlx::query("SELECT grant_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL")
+            .bind(token_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match used {
+            Some(r) => {
+                let grant_id: String = r.try_get(0)?;
+                self.revoke_grant(&grant_id, now).await?;
+                RefreshRotation::Reused
+            }
+            None => RefreshRotation::Invalid,
+        })
     }
 }

@@ -230,3 +230,75 @@ mod purge {
         one_instance_purges_at_a_time,
     );
 }
+
+/// Refresh token rotation is one transaction: the assertion's jti, the old token spent, the new
+/// one stored, or none of them.
+mod refresh_rotation {
+    use citizen_id::clock;
+    use citizen_id::crypto::{random_token, sha256_hex};
+    use citizen_id::store::grants::{AssertionUse, GrantRecord, NewAuthorizationCode, NewRefreshToken, RefreshRotation};
+
+    use crate::on_both_databases;
+    use crate::support::TestApp;
+
+    fn outcome(r: &Result<RefreshRotation, citizen_id::store::StoreError>) -> &'static str {
+        match r {
+            Ok(RefreshRotation::Rotated { .. }) => "rotated",
+            Ok(RefreshRotation::Reused) => "reused",
+            Ok(RefreshRotation::Invalid) => "invalid",
+            Ok(RefreshRotation::AssertionReplayed) => "assertion replayed",
+            Err(_) => "error",
+        }
+    }
+
+    /// When the new token cannot be stored, the old one is not spent and the assertion's jti not
+    /// used: the partner's retry rotates it, rather than counting as a reuse that revokes the
+    /// family (which it did when rotation took separate steps).
+    async fn a_failed_rotation_changes_nothing(app: TestApp) {
+        let db = &app.state.db;
+        let partner = app.partner("openid", &["P0.Cp.Cd"]).await;
+        let citizen = app.citizen().await;
+        let now = clock::now_ms();
+        let grant = GrantRecord {
+            id: "g-rot".into(),
+            account_id: citizen.id.clone(),
+            client_id: partner.client_id.clone(),
+            scope: "openid".into(),
+            vot: "P0.Cp.Cd".into(),
+            auth_time: now / 1000,
+        };
+        let code = NewAuthorizationCode {
+            code_hash: sha256_hex(&random_token(32)),
+            client_id: partner.client_id.clone(),
+            redirect_uri: partner.redirect_uri.clone(),
+            nonce: "n".into(),
+            code_challenge: None,
+            expires_at: now + 600_000,
+            id_token_jti: random_token(16),
+        };
+        db.insert_grant_with_code(&grant, &code, now).await.unwrap();
+        db.insert_refresh_token("rt-old", "g-rot", "openid", now, now + 60_000).await.unwrap();
+        db.insert_refresh_token("rt-taken", "g-other", "openid", now, now + 60_000).await.unwrap();
+        let assertion = |jti: &str| AssertionUse { client_id: partner.client_id.clone(), jti: jti.into(), expires_at: now + 60_000 };
+        let next = |hash: &'static str| NewRefreshToken { token_hash: hash, expires_at: now + 120_000 };
+
+        // The new token's key is taken: the rotation fails as a whole.
+        let failed = db.rotate_refresh_token("rt-old", now, &assertion("j-1"), next("rt-taken")).await;
+        assert_eq!(outcome(&failed), "error");
+        let spent: Option<i64> = sqlx::query_scalar("SELECT used_at FROM refresh_tokens WHERE token_hash = 'rt-old'").fetch_one(db.pool()).await.unwrap();
+        assert_eq!(spent, None, "the old token is not spent");
+        // The retry, with the same assertion: rotated, and the grant lives.
+        let retried = db.rotate_refresh_token("rt-old", now, &assertion("j-1"), next("rt-new")).await;
+        assert_eq!(outcome(&retried), "rotated");
+        assert!(db.active_grant_with_subject("g-rot").await.unwrap().is_some());
+        // A jti used before changes nothing: the new token stays unspent.
+        let replayed = db.rotate_refresh_token("rt-new", now, &assertion("j-1"), next("rt-newer")).await;
+        assert_eq!(outcome(&replayed), "assertion replayed");
+        assert_eq!(outcome(&db.rotate_refresh_token("rt-new", now, &assertion("j-2"), next("rt-newer")).await), "rotated");
+        // The old token again: a reuse, and the family is revoked.
+        assert_eq!(outcome(&db.rotate_refresh_token("rt-old", now, &assertion("j-3"), next("rt-x")).await), "reused");
+        assert!(db.active_grant_with_subject("g-rot").await.unwrap().is_none());
+    }
+
+    on_both_databases!(a_failed_rotation_changes_nothing);
+}
