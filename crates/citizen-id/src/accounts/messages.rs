@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::clock;
 use crate::crypto::{KeyEncryptionKey, random_token};
 use crate::state::AppState;
 use crate::store::outbox::NewOutboxMessage;
@@ -79,14 +78,10 @@ pub fn compose(kek: &KeyEncryptionKey, template: Template, to: &str, personalisa
     NewOutboxMessage { id, channel: template.channel().to_string(), template: template.name().to_string(), sealed_message: sealed }
 }
 
-/// Queues a notice that something about the account changed (password, passkeys, contact
-/// details), after the change itself is stored. A notice that cannot be queued is logged, not
-/// shown: the change stands, and the citizen sees it on the page that confirms it.
-pub async fn send_notice(state: &AppState, template: Template, to: &str, personalisation: Value) {
-    let notice = compose(&state.kek, template, to, personalisation);
-    if let Err(e) = state.db.enqueue(&notice, clock::now_ms()).await {
-        tracing::warn!(template = template.name(), error = %e, "could not queue a notice");
-    }
+/// A notice that something about the account changed (password, passkeys, contact details),
+/// for the store to queue in the same transaction as the change: both happen, or neither.
+pub fn notice(state: &AppState, template: Template, to: &str, personalisation: Value) -> NewOutboxMessage {
+    compose(&state.kek, template, to, personalisation)
 }
 
 pub fn code_message(kek: &KeyEncryptionKey, template: Template, to: &str, code: &str) -> NewOutboxMessage {

@@ -5,6 +5,7 @@ use webauthn_rs::prelude::{CredentialID, Passkey, RegisterPublicKeyCredential};
 
 use super::ceremony::{self, CeremonyState};
 use super::{PasskeyError, counters, credential_id, user_handle};
+use crate::accounts::messages::{Template, notice};
 use crate::clock;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -56,7 +57,8 @@ pub fn clean_name(name: &str) -> String {
 }
 
 /// Verifies the browser's answer to the ceremony `ceremony_id`, which must be a registration
-/// for `account_id`, and stores the passkey.
+/// for `account_id`, and stores the passkey, with a notice to `notify` (the owner's email) in
+/// the same transaction when given.
 pub async fn finish(
     state: &AppState,
     ceremony_id: &str,
@@ -64,6 +66,7 @@ pub async fn finish(
     name: &str,
     response: &RegisterPublicKeyCredential,
     enrolment: Enrolment,
+    notify: Option<&str>,
 ) -> Result<PasskeyRecord, PasskeyError> {
     let taken = ceremony::take(&state.db, ceremony_id).await?;
     let CeremonyState::Register(registration) = taken.state else { return Err(PasskeyError::NoCeremony) };
@@ -83,9 +86,11 @@ pub async fn finish(
         backup_eligible,
         backup_state,
     };
+    // The owner's notice, stored with the passkey.
+    let added = notify.map(|to| notice(state, Template::PasskeyAdded, to, serde_json::json!({ "passkey_name": record.name })));
     let stored = match enrolment {
-        Enrolment::Ordinary => state.db.insert_passkey(&record).await,
-        Enrolment::Recovery => state.db.insert_recovery_passkey(&record).await,
+        Enrolment::Ordinary => state.db.insert_passkey(&record, added.as_ref()).await,
+        Enrolment::Recovery => state.db.insert_recovery_passkey(&record, added.as_ref()).await,
     };
     match stored {
         Ok(()) => Ok(record),

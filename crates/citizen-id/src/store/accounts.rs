@@ -3,6 +3,7 @@
 
 use sqlx::Row as _;
 
+use super::outbox::NewOutboxMessage;
 use super::{Db, Row, StoreResult};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -236,7 +237,7 @@ impl Db {
 
     /// Sets a new password hash, clears lockout, and ends every other session and remembered
     /// browser of the account (a password reset must evict whoever knew the old one).
-    pub async fn set_password(&self, id: &str, password_hash: &str, now: i64) -> StoreResult<()> {
+    pub async fn set_password(&self, id: &str, password_hash: &str, now: i64, notice: Option<&NewOutboxMessage>) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE accounts SET password_hash = $2, failed_logins = 0, locked_until = NULL, updated_at = $3 WHERE id = $1")
             .bind(id)
@@ -246,6 +247,7 @@ impl Db {
             .await?;
         sqlx::query("DELETE FROM sessions WHERE account_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM remembered_devices WHERE account_id = $1").bind(id).execute(&mut *tx).await?;
+        super::outbox::enqueue_notice(&mut tx, notice, now).await?;
         tx.commit().await?;
         Ok(())
     }

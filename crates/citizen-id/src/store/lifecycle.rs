@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
+use super::outbox::NewOutboxMessage;
 use super::{Db, StoreResult};
 
 /// A partner the citizen has used, and what it receives.
@@ -31,22 +32,28 @@ pub const ACCOUNT_TABLES: &[(&str, &str)] = &[
 
 impl Db {
     /// Updates the email; `StoreError::Conflict` when another account has it.
-    pub async fn set_email(&self, id: &str, email: &str, now: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE accounts SET email = $2, updated_at = $3 WHERE id = $1").bind(id).bind(email).bind(now).execute(self.pool()).await?;
+    pub async fn set_email(&self, id: &str, email: &str, now: i64, notice: Option<&NewOutboxMessage>) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE accounts SET email = $2, updated_at = $3 WHERE id = $1").bind(id).bind(email).bind(now).execute(&mut *tx).await?;
+        super::outbox::enqueue_notice(&mut tx, notice, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Updates the verified mobile. A new number has not been matched with PDS: the sticky
     /// `phone_number_pds_matched` describes the number it was set for, so it stays as it was
     /// only when `pds_matched` says the new number is the one on PDS.
-    pub async fn set_mobile(&self, id: &str, mobile: &str, pds_matched: bool, now: i64) -> StoreResult<()> {
+    pub async fn set_mobile(&self, id: &str, mobile: &str, pds_matched: bool, now: i64, notice: Option<&NewOutboxMessage>) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE accounts SET mobile = $2, phone_pds_matched = CASE WHEN $3 = 1 THEN 1 ELSE phone_pds_matched END, updated_at = $4 WHERE id = $1")
             .bind(id)
             .bind(mobile)
             .bind(i64::from(pds_matched))
             .bind(now)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        super::outbox::enqueue_notice(&mut tx, notice, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -39,6 +39,14 @@ pub async fn enqueue(conn: &mut sqlx::AnyConnection, msg: &NewOutboxMessage, now
     Ok(())
 }
 
+/// Queues the notice of a change, when there is one, in the transaction that makes the change.
+pub(super) async fn enqueue_notice(conn: &mut sqlx::AnyConnection, notice: Option<&NewOutboxMessage>, now: i64) -> StoreResult<()> {
+    match notice {
+        Some(msg) => enqueue(conn, msg, now).await,
+        None => Ok(()),
+    }
+}
+
 impl Db {
     pub async fn enqueue(&self, msg: &NewOutboxMessage, now: i64) -> StoreResult<()> {
         let mut conn = self.pool().acquire().await?;

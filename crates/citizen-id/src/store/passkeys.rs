@@ -11,6 +11,7 @@
 
 use sqlx::Row as _;
 
+use super::outbox::NewOutboxMessage;
 use super::{Db, Row, StoreResult, flag};
 
 /// A passkey row, as the account pages list it and sign-in checks it.
@@ -66,7 +67,8 @@ fn from_row(row: &Row) -> StoreResult<PasskeyRecord> {
 impl Db {
     /// Stores a new passkey; `StoreError::Conflict` when the credential id is already
     /// registered (to this or any other account).
-    pub async fn insert_passkey(&self, p: &PasskeyRecord) -> StoreResult<()> {
+    pub async fn insert_passkey(&self, p: &PasskeyRecord, notice: Option<&NewOutboxMessage>) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO passkeys (id, account_id, name, credential, created_at, last_used_at, sign_count, backup_eligible, backup_state) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -80,8 +82,10 @@ impl Db {
         .bind(p.sign_count)
         .bind(flag(p.backup_eligible))
         .bind(flag(p.backup_state))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        super::outbox::enqueue_notice(&mut tx, notice, p.created_at).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -125,8 +129,15 @@ impl Db {
     /// Removes one of the account's passkeys and returns its name (for the notice); `None` when it
     /// had no such passkey. An account without a password keeps at least one passkey: its last one
     /// cannot be removed.
-    pub async fn delete_passkey(&self, account_id: &str, id: &str) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
+    pub async fn delete_passkey(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+        notice: impl FnOnce(&str) -> NewOutboxMessage,
+    ) -> StoreResult<Option<String>> {
+        let mut tx = self.pool().begin().await?;
+        let name: Option<String> = sqlx::query_scalar(
             "DELETE FROM passkeys WHERE id = $1 AND account_id = $2 AND ( \
                EXISTS (SELECT 1 FROM accounts WHERE accounts.id = $2 AND accounts.password_hash IS NOT NULL) \
                OR (SELECT COUNT(*) FROM passkeys others WHERE others.account_id = $2) > 1) \
@@ -134,27 +145,38 @@ impl Db {
         )
         .bind(id)
         .bind(account_id)
-        .fetch_optional(self.pool())
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(name) = &name {
+            super::outbox::enqueue_notice(&mut tx, Some(&notice(name)), now).await?;
+        }
+        tx.commit().await?;
+        Ok(name)
     }
 
     /// Clears the account's password, only if it has at least one passkey. True when cleared.
-    pub async fn remove_password(&self, account_id: &str, now: i64) -> StoreResult<bool> {
+    pub async fn remove_password(&self, account_id: &str, now: i64, notice: &NewOutboxMessage) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE accounts SET password_hash = NULL, failed_logins = 0, updated_at = $2 \
              WHERE id = $1 AND password_hash IS NOT NULL AND EXISTS (SELECT 1 FROM passkeys WHERE passkeys.account_id = $1)",
         )
         .bind(account_id)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let cleared = done.rows_affected() == 1;
+        if cleared {
+            super::outbox::enqueue_notice(&mut tx, Some(notice), now).await?;
+        }
+        tx.commit().await?;
+        Ok(cleared)
     }
 
     /// Stores a new passkey made during account recovery and ends every session and
     /// remembered browser of the account, in one transaction (as a password reset does:
     /// recovery must evict whoever held the lost device's sessions).
-    pub async fn insert_recovery_passkey(&self, p: &PasskeyRecord) -> StoreResult<()> {
+    pub async fn insert_recovery_passkey(&self, p: &PasskeyRecord, notice: Option<&NewOutboxMessage>) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO passkeys (id, account_id, name, credential, created_at, last_used_at, sign_count, backup_eligible, backup_state) \
@@ -178,6 +200,7 @@ impl Db {
             .await?;
         sqlx::query("DELETE FROM sessions WHERE account_id = $1").bind(&p.account_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM remembered_devices WHERE account_id = $1").bind(&p.account_id).execute(&mut *tx).await?;
+        super::outbox::enqueue_notice(&mut tx, notice, p.created_at).await?;
         tx.commit().await?;
         Ok(())
     }

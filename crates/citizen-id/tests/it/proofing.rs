@@ -209,7 +209,7 @@ async fn amnv_sets_phone_number_pds_matched_for_good(app: TestApp) {
     assert!(account.phone_pds_matched);
     assert_eq!(account.proofing_level, "P5", "AMNV proves the phone, not a higher level");
     // Sticky: changing nothing about PDS later cannot clear it.
-    app.state.db.set_mobile(&citizen.id, "+447700800995", false, 0).await.unwrap();
+    app.state.db.set_mobile(&citizen.id, "+447700800995", false, 0, None).await.unwrap();
     assert!(app.state.db.account(&citizen.id).await.unwrap().unwrap().phone_pds_matched);
 }
 

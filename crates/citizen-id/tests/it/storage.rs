@@ -302,3 +302,72 @@ mod refresh_rotation {
 
     on_both_databases!(a_failed_rotation_changes_nothing);
 }
+
+/// A security notice (password changed, passkey removed...) is queued in the transaction that
+/// makes the change: when the notice cannot be queued the change does not happen either, so a
+/// change is never made without its owner being told.
+mod notices {
+    use citizen_id::store::outbox::NewOutboxMessage;
+    use citizen_id::store::passkeys::PasskeyRecord;
+
+    use crate::on_both_databases;
+    use crate::support::TestApp;
+
+    /// A notice whose outbox id is taken already: queueing it fails.
+    async fn unqueueable_notice(app: &TestApp) -> NewOutboxMessage {
+        let msg = NewOutboxMessage { id: "taken".into(), channel: "email".into(), template: "password-changed".into(), sealed_message: "x".into() };
+        app.state.db.enqueue(&msg, 0).await.unwrap();
+        msg
+    }
+
+    async fn outbox_rows(app: &TestApp) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(app.state.db.pool()).await.unwrap()
+    }
+
+    async fn no_change_without_its_notice(app: TestApp) {
+        let db = &app.state.db;
+        let citizen = app.citizen().await;
+        let before = db.account(&citizen.id).await.unwrap().unwrap();
+        let passkey = PasskeyRecord {
+            id: "cred-1".into(),
+            account_id: citizen.id.clone(),
+            name: "Laptop".into(),
+            credential: "{}".into(),
+            created_at: 1,
+            last_used_at: None,
+            sign_count: 0,
+            backup_eligible: false,
+            backup_state: false,
+        };
+        db.insert_passkey(&passkey, None).await.unwrap();
+        let taken = unqueueable_notice(&app).await;
+        let queued = outbox_rows(&app).await;
+
+        assert!(db.set_password(&citizen.id, "new-hash", 2, Some(&taken)).await.is_err());
+        assert!(db.set_email(&citizen.id, "new@example.com", 2, Some(&taken)).await.is_err());
+        assert!(db.set_mobile(&citizen.id, "+447700900999", false, 2, Some(&taken)).await.is_err());
+        assert!(db.delete_passkey(&citizen.id, "cred-1", 2, |_| taken.clone()).await.is_err());
+        assert!(db.remove_password(&citizen.id, 2, &taken).await.is_err());
+        let second = PasskeyRecord { id: "cred-2".into(), ..passkey.clone() };
+        assert!(db.insert_passkey(&second, Some(&taken)).await.is_err());
+
+        let after = db.account(&citizen.id).await.unwrap().unwrap();
+        assert_eq!((after.password_hash, after.email, after.mobile), (before.password_hash, before.email, before.mobile));
+        let passkeys: Vec<String> = db.passkeys_for_account(&citizen.id).await.unwrap().into_iter().map(|p| p.id).collect();
+        assert_eq!(passkeys, ["cred-1"]);
+        assert_eq!(outbox_rows(&app).await, queued, "nothing half-written");
+
+        // And with a notice that can be queued, change and notice go together.
+        let fresh = NewOutboxMessage { id: "fresh".into(), ..taken.clone() };
+        db.delete_passkey(&citizen.id, "cred-1", 3, |name| {
+            assert_eq!(name, "Laptop");
+            fresh.clone()
+        })
+        .await
+        .unwrap();
+        assert!(db.passkeys_for_account(&citizen.id).await.unwrap().is_empty());
+        assert_eq!(outbox_rows(&app).await, queued + 1);
+    }
+
+    on_both_databases!(no_change_without_its_notice);
+}

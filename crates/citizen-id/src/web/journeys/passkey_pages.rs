@@ -13,7 +13,7 @@ use axum::response::Response;
 
 use super::settings::{posted, signed_in};
 use crate::accounts::journey::Journey;
-use crate::accounts::messages::{self, send_notice};
+use crate::accounts::messages::{self, notice};
 use crate::accounts::signin::audit;
 use crate::clock;
 use crate::store::passkeys::PasskeyRecord;
@@ -92,10 +92,10 @@ pub async fn post_remove_passkey(ctx: Ctx, body: Bytes) -> Response {
         Err(r) => return r,
     };
     let id = data.trimmed("id").to_string();
-    match ctx.state.db.delete_passkey(&account.id, &id).await {
-        Ok(Some(passkey_name)) => {
+    let removed = |name: &str| notice(&ctx.state, messages::Template::PasskeyRemoved, &account.email, serde_json::json!({ "passkey_name": name }));
+    match ctx.state.db.delete_passkey(&account.id, &id, clock::now_ms(), removed).await {
+        Ok(Some(_)) => {
             audit(&ctx.state, "passkey.removed", Some(&account.id), &ctx.ip, serde_json::json!({ "passkey": id })).await;
-            send_notice(&ctx.state, messages::Template::PasskeyRemoved, &account.email, serde_json::json!({ "passkey_name": passkey_name })).await;
             let notice = Some("The passkey has been removed. It can no longer be used to sign in.".to_string());
             list(ctx, &account.id, account.password_hash.is_some(), notice, StatusCode::OK).await
         }
@@ -116,10 +116,10 @@ pub async fn post_remove_password(ctx: Ctx, body: Bytes) -> Response {
     if let Err(r) = posted(&ctx, &body).await {
         return r;
     }
-    match ctx.state.db.remove_password(&account.id, clock::now_ms()).await {
+    let removed = notice(&ctx.state, messages::Template::PasswordRemoved, &account.email, serde_json::json!({}));
+    match ctx.state.db.remove_password(&account.id, clock::now_ms(), &removed).await {
         Ok(true) => {
             audit(&ctx.state, "account.password_removed", Some(&account.id), &ctx.ip, serde_json::json!({})).await;
-            send_notice(&ctx.state, messages::Template::PasswordRemoved, &account.email, serde_json::json!({})).await;
             let notice = Some("You no longer have a password. Sign in with a passkey.".to_string());
             list(ctx, &account.id, false, notice, StatusCode::OK).await
         }

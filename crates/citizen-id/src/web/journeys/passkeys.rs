@@ -17,7 +17,6 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::signin::establish;
 use crate::accounts::journey::Journey;
-use crate::accounts::messages::{Template, send_notice};
 use crate::accounts::limits::{self, Limit};
 use crate::accounts::signin::audit;
 use crate::crypto::constant_time_eq;
@@ -144,7 +143,17 @@ pub async fn post_register_finish(mut ctx: Ctx, body: Bytes) -> Response {
     let Some(ceremony) = ctx.session.data.passkey_ceremony.take() else { return refused(PasskeyError::NoCeremony, "") };
     let enrolment = if matches!(enroller, Enroller::Recovery(_)) { Enrolment::Recovery } else { Enrolment::Ordinary };
     let account_id = enroller.account_id().to_string();
-    let finished = register::finish(&ctx.state, &ceremony, &account_id, &input.name, &input.credential, enrolment).await;
+    // A passkey added to an existing account changes how it can be signed in to: its owner is
+    // told, in the transaction that stores it (not for a new passwordless account's first
+    // passkey, which is part of registering).
+    let owner = match enroller {
+        Enroller::Setup(_) => None,
+        _ => match ctx.state.db.account(&account_id).await {
+            Ok(account) => account.map(|a| a.email),
+            Err(e) => return ctx.fail(e),
+        },
+    };
+    let finished = register::finish(&ctx.state, &ceremony, &account_id, &input.name, &input.credential, enrolment, owner.as_deref()).await;
     let record = match finished {
         Ok(r) => r,
         Err(e) => {
@@ -154,15 +163,6 @@ pub async fn post_register_finish(mut ctx: Ctx, body: Bytes) -> Response {
     };
     audit(&ctx.state, "passkey.added", Some(&account_id), &ctx.ip, json!({ "passkey": record.id, "recovery": enrolment == Enrolment::Recovery }))
         .await;
-    // A passkey added to an existing account changes how it can be signed in to: tell the owner
-    // (not for a new passwordless account's first passkey, which is part of registering).
-    if !matches!(enroller, Enroller::Setup(_)) {
-        match ctx.state.db.account(&account_id).await {
-            Ok(Some(account)) => send_notice(&ctx.state, Template::PasskeyAdded, &account.email, json!({ "passkey_name": record.name })).await,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not read the account for the passkey-added notice"),
-        }
-    }
     match enroller {
         Enroller::SignedIn(_) => {}
         Enroller::Setup(_) => {

@@ -10,7 +10,7 @@ use domain::Email;
 use crate::accounts::codes::{self, Purpose};
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
-use crate::accounts::messages::{Template, send_notice};
+use crate::accounts::messages::{Template, notice};
 use crate::accounts::signin::audit;
 use crate::clock;
 use crate::crypto::{password, random_token};
@@ -184,10 +184,10 @@ pub async fn post_new_password(mut ctx: Ctx, body: Bytes) -> Response {
         Err(password::NewPasswordError::Internal(e)) => return ctx.fail(e),
     };
     let now = clock::now_ms();
-    if let Err(e) = ctx.state.db.set_password(&account_id, &hash, now).await {
+    let changed = notice(&ctx.state, Template::PasswordChanged, &email, serde_json::json!({}));
+    if let Err(e) = ctx.state.db.set_password(&account_id, &hash, now, Some(&changed)).await {
         return ctx.fail(e);
     }
-    send_notice(&ctx.state, Template::PasswordChanged, &email, serde_json::json!({})).await;
     audit(&ctx.state, "account.password_reset", Some(&account_id), &ctx.ip, serde_json::json!({})).await;
     ctx.session.clear();
     let page = ctx.page();

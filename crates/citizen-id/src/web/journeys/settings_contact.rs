@@ -11,7 +11,7 @@ use domain::{Email, LandlineNumber, MobileNumber, ProofingLevel};
 use super::settings::{posted, render_settings, signed_in, signed_in_form};
 use crate::accounts::codes::{self, Purpose, SendOutcome};
 use crate::accounts::journey::Journey;
-use crate::accounts::messages::{Template, send_notice};
+use crate::accounts::messages::{Template, notice};
 use crate::accounts::signin::audit;
 use crate::clock;
 use crate::crypto::{password, random_token};
@@ -88,7 +88,9 @@ pub async fn post_email_code(ctx: Ctx, body: Bytes) -> Response {
         return form(ctx.page(), StatusCode::UNAUTHORIZED, code_form("/settings/email/code", &email).error("code", err));
     }
     let now = clock::now_ms();
-    match ctx.state.db.set_email(&account.id, &email, now).await {
+    // Told at the address it had until now.
+    let changed = notice(&ctx.state, Template::EmailChanged, &account.email, serde_json::json!({}));
+    match ctx.state.db.set_email(&account.id, &email, now, Some(&changed)).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             ctx.session.data.journey = None;
@@ -97,7 +99,6 @@ pub async fn post_email_code(ctx: Ctx, body: Bytes) -> Response {
         }
         Err(e) => return ctx.fail(e),
     }
-    send_notice(&ctx.state, Template::EmailChanged, &account.email, serde_json::json!({})).await;
     audit(&ctx.state, "account.email_changed", Some(&account.id), &ctx.ip, serde_json::json!({})).await;
     ctx.session.data.journey = None;
     let account = ctx.state.db.account(&account.id).await.ok().flatten().unwrap_or(account);
@@ -191,11 +192,10 @@ pub async fn post_mobile_code(ctx: Ctx, body: Bytes) -> Response {
             }
         }
     }
-    if let Err(e) = ctx.state.db.set_mobile(&account.id, &mobile, update_pds, now).await {
+    // Told at the number it had until now.
+    let changed = account.mobile.as_deref().map(|old| notice(&ctx.state, Template::MobileChanged, old, serde_json::json!({})));
+    if let Err(e) = ctx.state.db.set_mobile(&account.id, &mobile, update_pds, now, changed.as_ref()).await {
         return ctx.fail(e);
-    }
-    if let Some(old) = &account.mobile {
-        send_notice(&ctx.state, Template::MobileChanged, old, serde_json::json!({})).await;
     }
     audit(&ctx.state, "account.mobile_changed", Some(&account.id), &ctx.ip, serde_json::json!({ "pds_updated": update_pds })).await;
     let account = ctx.state.db.account(&account.id).await.ok().flatten().unwrap_or(account);
@@ -274,10 +274,10 @@ pub async fn post_password(ctx: Ctx, body: Bytes) -> Response {
         }
         Err(password::NewPasswordError::Internal(e)) => return ctx.fail(e),
     };
-    if let Err(e) = ctx.state.db.set_password(&account.id, &hash, clock::now_ms()).await {
+    let changed = notice(&ctx.state, Template::PasswordChanged, &account.email, serde_json::json!({}));
+    if let Err(e) = ctx.state.db.set_password(&account.id, &hash, clock::now_ms(), Some(&changed)).await {
         return ctx.fail(e);
     }
-    send_notice(&ctx.state, Template::PasswordChanged, &account.email, serde_json::json!({})).await;
     audit(&ctx.state, "account.password_changed", Some(&account.id), &ctx.ip, serde_json::json!({})).await;
     render_settings(ctx, &account, Some("Your password has been changed. Other devices have been signed out.".into())).await
 }
