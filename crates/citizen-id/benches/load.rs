@@ -898,18 +898,25 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let (round_items, timed) = exchanges.split_at(rounds * round_codes);
     let warm = Arc::new(warm.to_vec());
     let timed = Arc::new(timed.to_vec());
-    // The timed exchanges' access tokens, each used once afterwards by `userinfo-first`.
+    // The timed exchanges' access tokens, each used once afterwards by `userinfo-first`, and
+    // their refresh tokens, each rotated once by `refresh`.
     let issued: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let refreshable: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let make_exchange_job = |items: Arc<Vec<Exchange>>| -> Job {
-        let (http, url, redirect_uri, issued) = (http.clone(), format!("{base}/token"), redirect_uri.clone(), issued.clone());
+        let (http, url, redirect_uri) = (http.clone(), format!("{base}/token"), redirect_uri.clone());
+        let (issued, refreshable) = (issued.clone(), refreshable.clone());
         Arc::new(move |i| {
-            let (http, url, redirect_uri, items, issued) = (http.clone(), url.clone(), redirect_uri.clone(), items.clone(), issued.clone());
+            let (http, url, redirect_uri, items) = (http.clone(), url.clone(), redirect_uri.clone(), items.clone());
+            let (issued, refreshable) = (issued.clone(), refreshable.clone());
             Box::pin(async move {
                 let res = http.post(&url).form(&exchange_form(&items[i], &redirect_uri)).send().await.map_err(|e| e.to_string())?;
                 let status = res.status();
                 let body: Value = res.json().await.map_err(|e| e.to_string())?;
                 if status.is_success() && body.get("id_token").is_some() && body.get("access_token").is_some() {
                     issued.lock().unwrap().push(body["access_token"].as_str().unwrap_or_default().to_string());
+                    if let Some(rt) = body["refresh_token"].as_str() {
+                        refreshable.lock().unwrap().push(rt.to_string());
+                    }
                     Ok(())
                 } else {
                     Err(format!("{status}: {body}"))
@@ -919,6 +926,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     };
     drive(&make_exchange_job(warm.clone()), opts.concurrency, warm.len(), Duration::from_secs(60)).await;
     issued.lock().unwrap().clear();
+    refreshable.lock().unwrap().clear();
     let adjacent_secs = if opts.quick { 1.0 } else { 2.0 };
     let before_exchange = if pin_server { adjacent_baseline(adjacent_secs) } else { None };
     let exchange = phase(&ctx, "exchange", make_exchange_job(timed.clone()), 0, timed.len(), duration).await;
@@ -953,6 +961,39 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             before = after;
         }
     }
+
+    // Refresh token rotation, each token once (one signature per request: the access token).
+    // Not a target; partners refresh every few minutes, so at scale it may outnumber exchanges.
+    let refresh_tokens = std::mem::take(&mut *refreshable.lock().unwrap());
+    let sign_start = Instant::now();
+    let refreshes: Arc<Vec<(String, String)>> = Arc::new(
+        refresh_tokens.into_iter().map(|rt| Ok((rt, demo.client_assertion(&token_endpoint)?))).collect::<anyhow::Result<_>>()?,
+    );
+    eprintln!("  {} refresh tokens, client assertions pre-signed in {:.1} s (not timed)", refreshes.len(), sign_start.elapsed().as_secs_f64());
+    let refresh_job: Job = {
+        let (http, url, refreshes) = (http.clone(), format!("{base}/token"), refreshes.clone());
+        Arc::new(move |i| {
+            let (http, url, refreshes) = (http.clone(), url.clone(), refreshes.clone());
+            Box::pin(async move {
+                let (rt, assertion) = &refreshes[i];
+                let form = [
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                    ("client_assertion_type", JWT_BEARER),
+                    ("client_assertion", assertion.as_str()),
+                ];
+                let res = http.post(&url).form(&form).send().await.map_err(|e| e.to_string())?;
+                let status = res.status();
+                let body: Value = res.json().await.map_err(|e| e.to_string())?;
+                if status.is_success() && body.get("access_token").is_some() && body.get("refresh_token").is_some() {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
+            })
+        })
+    };
+    let refresh = phase(&ctx, "refresh", refresh_job, 0, refreshes.len(), duration).await;
 
     // Userinfo with tokens the server has not seen at userinfo before (each used once): the
     // first call of a partner's session, where the access token's signature must be checked.
@@ -1004,7 +1045,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     eprintln!("5. Signing baseline again: sign_with {:.0}/s; raw sign {:.0}/s", base_after.sign_with_per_sec, base_after.raw_sign_per_sec);
 
     // 6. Report.
-    let phases = [&exchange, &userinfo_first, &userinfo, &discovery_r, &jwks];
+    let phases = [&exchange, &refresh, &userinfo_first, &userinfo, &discovery_r, &jwks];
     let load_rss_kib = phases.iter().map(|p| p.max_rss_kib).max().unwrap_or(0);
     let sign_per_sec = base_line.sign_with_per_sec.max(base_after.sign_with_per_sec);
     let raw_per_sec = base_line.raw_sign_per_sec.max(base_after.raw_sign_per_sec);
@@ -1109,6 +1150,12 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         userinfo_first.per_sec,
         userinfo_first.per_sec / USERINFO_TARGET_PER_SEC * 100.0
     );
+    println!(
+        "Refresh token rotations (one signature each): {:.1}/s, {:.0} µs of server CPU each = {:.1}% of sign_with/s (informative)",
+        refresh.per_sec,
+        refresh.server_cpu_us_per_request,
+        refresh.per_sec / sign_per_sec * 100.0
+    );
     println!("Discovery: {:.0}/s; JWKS: {:.0}/s", discovery_r.per_sec, jwks.per_sec);
     println!(
         "Memory (VmRSS): idle {:.1} MiB vs {IDLE_RSS_TARGET_MIB:.0} MiB = {:.1}%: {}; after setup {:.1} MiB; max under load {:.1} MiB; after load {:.1} MiB, after a /metrics scrape {:.1} MiB; peak (VmHWM) {:.1} MiB; {threads} threads{}",
@@ -1155,7 +1202,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         "baseline": { "before": baseline_json(&base_line), "after": baseline_json(&base_after) },
         "setup": { "server_startup_seconds": startup_secs, "authorize_codes_per_sec": authorize_per_sec },
         "phases": {
-            "exchange": phase_json(&exchange), "userinfo_first_use": phase_json(&userinfo_first), "userinfo": phase_json(&userinfo),
+            "exchange": phase_json(&exchange), "refresh": phase_json(&refresh), "userinfo_first_use": phase_json(&userinfo_first), "userinfo": phase_json(&userinfo),
             "discovery": phase_json(&discovery_r), "jwks": phase_json(&jwks),
         },
         "memory_mib": {
