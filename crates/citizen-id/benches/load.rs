@@ -10,7 +10,9 @@
 //!    the demo partner's redirect). Client assertions are signed with the demo partner's key
 //!    from the data dir, all before the timed phase: the client's signing is not the server's cost.
 //! 4. Timed phases over loopback, keep-alive, N concurrent requests, bounded by count and time:
-//!    token exchanges, userinfo, discovery, JWKS. The server's VmRSS is sampled throughout and
+//!    token exchanges, refresh token rotations (each refresh token from the exchanges once, with
+//!    a client assertion signed for it before the phase), userinfo, discovery, JWKS. The
+//!    server's VmRSS is sampled throughout and
 //!    its CPU time is read from /proc before and after each phase.
 //! 5. A table, the ratios against the targets, and `target/bench-results.json`.
 //!
