@@ -12,8 +12,8 @@
 //! 4. Timed phases over loopback, keep-alive, N concurrent requests, bounded by count and time:
 //!    token exchanges, refresh token rotations (each refresh token from the exchanges once, with
 //!    a client assertion signed for it before the phase), userinfo, discovery, JWKS. The
-//!    server's VmRSS is sampled throughout and
-//!    its CPU time is read from /proc before and after each phase.
+//!    server's VmRSS is sampled throughout and its CPU time is read from /proc before and after
+//!    each phase.
 //! 5. A table, the ratios against the targets, and `target/bench-results.json`.
 //!
 //! Run as a test (`cargo test --benches`, no `--bench` argument) it does nothing.
