@@ -141,9 +141,6 @@ pub(super) fn bind_redemption<'q>(query: AnyQuery<'q>, r: &'q Redemption) -> Any
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-/// Records a client assertion's `jti` ($1 client_id, $2 jti, $3 row expiry); no row when seen before.
-const RECORD_ASSERTION: &str =
-    "INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING";
 const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id";
 
 /// The scratch table a SQLite redemption batch works in: one row per redemption, with what
@@ -255,6 +252,75 @@ fn postgres_redeem_batch_sql_text(n: usize) -> String {
         values.join(", "),
         redeemed_columns()
     )
+}
+
+/// The scratch row a SQLite refresh rotation works in (as `SQLITE_REDEEM_SCRATCH` for codes):
+/// emptied before every COMMIT, and by a ROLLBACK.
+pub(super) const SQLITE_ROTATE_SCRATCH: &str = "CREATE TEMP TABLE IF NOT EXISTS rotate_scratch (\
+    token_hash TEXT NOT NULL, at_ms BIGINT NOT NULL, client_id TEXT NOT NULL, jti TEXT NOT NULL, \
+    assertion_expires_at BIGINT NOT NULL, next_hash TEXT NOT NULL, next_expires_at BIGINT NOT NULL, \
+    fresh INTEGER NOT NULL DEFAULT 0, spent INTEGER NOT NULL DEFAULT 0)";
+
+/// A refresh rotation's one row: whether the assertion's jti was fresh, whether this rotation
+/// spent the token, the spent token's scope, and its live grant and citizen (NULL when none).
+fn rotation_columns() -> String {
+    format!("spent_scope, {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS}")
+}
+
+/// SQLite: a refresh rotation in one transaction sent as one query (one hand-off to SQLite's
+/// worker thread instead of six). Parameters as `rotate_refresh_token` binds them, used only by
+/// the first statement (each statement binds its own); the rules as PostgreSQL's: the jti is
+/// recorded only if fresh, the token spent only then and only if live, the next token stored
+/// only for a spent token of a live grant.
+fn sqlite_rotate_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "BEGIN IMMEDIATE; \
+             INSERT INTO temp.rotate_scratch (token_hash, at_ms, client_id, jti, assertion_expires_at, next_hash, next_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7); \
+             UPDATE temp.rotate_scratch AS s SET fresh = 1 \
+             WHERE NOT EXISTS (SELECT 1 FROM client_assertions ca WHERE ca.client_id = s.client_id AND ca.jti = s.jti); \
+             INSERT INTO client_assertions (client_id, jti, expires_at) \
+             SELECT client_id, jti, assertion_expires_at FROM temp.rotate_scratch WHERE fresh = 1; \
+             UPDATE temp.rotate_scratch AS s SET spent = 1 WHERE s.fresh = 1 \
+             AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.token_hash = s.token_hash AND r.used_at IS NULL AND r.expires_at > s.at_ms); \
+             UPDATE refresh_tokens SET used_at = (SELECT at_ms FROM temp.rotate_scratch) \
+             WHERE token_hash = (SELECT token_hash FROM temp.rotate_scratch WHERE spent = 1); \
+             INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+             SELECT s.next_hash, g.id, g.scope, s.at_ms, s.next_expires_at FROM temp.rotate_scratch s \
+             JOIN refresh_tokens r ON r.token_hash = s.token_hash JOIN grants g ON g.id = r.grant_id \
+             WHERE s.spent = 1 AND g.revoked_at IS NULL; \
+             SELECT s.fresh AS assertion_fresh, s.spent, {} FROM \
+             (SELECT fresh, spent, token_hash, CASE WHEN spent = 1 THEN token_hash END AS spent_hash FROM temp.rotate_scratch) s \
+             LEFT JOIN (SELECT token_hash, grant_id, scope AS spent_scope FROM refresh_tokens) u ON u.token_hash = s.spent_hash \
+             LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id; \
+             DELETE FROM temp.rotate_scratch; \
+             COMMIT;",
+            rotation_columns()
+        )
+    });
+    &SQL
+}
+
+/// PostgreSQL: the rotation as one statement (a statement is atomic by itself). `j` records the
+/// jti; only then does `u` spend the token, and only then does `n` store the next one, for a live
+/// grant; one row always answers.
+fn postgres_rotate_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH j AS (INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($3, $4, $5) \
+             ON CONFLICT (client_id, jti) DO NOTHING RETURNING 1), \
+             u AS (UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+             AND EXISTS (SELECT 1 FROM j) RETURNING grant_id, scope AS spent_scope), \
+             n AS (INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+             SELECT $6, g.id, g.scope, $2, $7 FROM u JOIN grants g ON g.id = u.grant_id WHERE g.revoked_at IS NULL RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM j) AS assertion_fresh, (SELECT COUNT(*) FROM u) AS spent, {} \
+             FROM (SELECT 1 AS one) AS one LEFT JOIN u ON TRUE LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL \
+             LEFT JOIN accounts a ON a.id = g.account_id",
+            rotation_columns()
+        )
+    });
+    &SQL
 }
 
 /// The live grant `$1` and its citizen as partners see them. Built once: this is the query
@@ -403,7 +469,8 @@ impl Db {
     /// anywhere leaves all three as they were. (Rotation in separate steps could spend the old
     /// token and then fail to store the new one: the partner's retry with the old token would
     /// then count as a reuse and revoke the family, signing the citizen out.) A spent token
-    /// coming back revokes the grant.
+    /// coming back revokes the grant. One round trip: one statement on PostgreSQL
+    /// (`postgres_rotate_sql`), one query of several statements on SQLite (`sqlite_rotate_sql`).
     pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,
@@ -411,81 +478,31 @@ impl Db {
         assertion: &AssertionUse,
         next: NewRefreshToken<'_>,
     ) -> StoreResult<RefreshRotation> {
-        if self.backend() == super::Backend::Postgres {
-            return self.rotate_refresh_token_in_one_statement(token_hash, now, assertion, next).await;
-        }
-        let mut tx = self.pool().begin().await?;
-        let recorded = sqlx::query(RECORD_ASSERTION).bind(&assertion.client_id).bind(&assertion.jti).bind(assertion.expires_at).execute(&mut *tx).await?;
-        if recorded.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(RefreshRotation::AssertionReplayed);
-        }
-        let spent = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-             RETURNING grant_id, scope",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(spent) = spent else {
-            // The assertion was good: its jti stays used.
-            tx.commit().await?;
-            return self.spent_or_unknown_refresh_token(token_hash, now).await;
-        };
-        let grant_id: String = spent.try_get("grant_id")?;
-        let scope: String = spent.try_get("scope")?;
-        let live = sqlx::query(sqlx::AssertSqlSafe(active_grant_with_subject_sql())).bind(&grant_id).fetch_optional(&mut *tx).await?;
-        let Some((grant, subject)) = live.as_ref().map(|r| live_grant_from(r, subject_from_row)).transpose()? else {
-            tx.commit().await?;
-            return Ok(RefreshRotation::Invalid);
-        };
-        sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(next.token_hash)
-            .bind(&grant.id)
-            .bind(&grant.scope)
-            .bind(now)
-            .bind(next.expires_at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(RefreshRotation::Rotated { grant, subject: Box::new(subject), scope })
-    }
-
-    /// PostgreSQL: the rotation as one statement (one round trip instead of six; a statement is
-    /// atomic by itself). `j` records the jti; only then does `u` spend the token, and only then
-    /// does `n` store the next one, for a live grant; one row always answers.
-    async fn rotate_refresh_token_in_one_statement(
-        &self,
-        token_hash: &str,
-        now: i64,
-        assertion: &AssertionUse,
-        next: NewRefreshToken<'_>,
-    ) -> StoreResult<RefreshRotation> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "WITH j AS (INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($3, $4, $5) \
-                 ON CONFLICT (client_id, jti) DO NOTHING RETURNING 1), \
-                 u AS (UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-                 AND EXISTS (SELECT 1 FROM j) RETURNING grant_id, scope), \
-                 n AS (INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
-                 SELECT $6, g.id, g.scope, $2, $7 FROM u JOIN grants g ON g.id = u.grant_id WHERE g.revoked_at IS NULL RETURNING 1) \
-                 SELECT (SELECT COUNT(*) FROM j) AS assertion_fresh, (SELECT COUNT(*) FROM u) AS spent, u.scope AS spent_scope, \
-                 {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS} \
-                 FROM (SELECT 1 AS one) AS one LEFT JOIN u ON TRUE LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL \
-                 LEFT JOIN accounts a ON a.id = g.account_id"
-            )
-        });
-        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
+        let sqlite = self.backend() == super::Backend::Sqlite;
+        let sql = if sqlite { sqlite_rotate_sql() } else { postgres_rotate_sql() };
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
             .bind(now)
             .bind(&assertion.client_id)
             .bind(&assertion.jti)
             .bind(assertion.expires_at)
             .bind(next.token_hash)
-            .bind(next.expires_at)
-            .fetch_one(self.pool())
-            .await?;
+            .bind(next.expires_at);
+        let mut conn = self.pool().acquire().await?;
+        let row = match query.fetch_all(&mut *conn).await {
+            Ok(mut rows) if rows.len() == 1 => rows.remove(0),
+            Ok(rows) => return Err(super::StoreError::Corrupt(format!("refresh rotation answered {} rows", rows.len()))),
+            Err(e) => {
+                // SQLite's rotation is a transaction of several statements; PostgreSQL's is one
+                // statement, rolled back with its error.
+                if sqlite && sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    // Never back to the pool with a transaction open.
+                    conn.close_on_drop();
+                }
+                return Err(e.into());
+            }
+        };
+        drop(conn);
         if row.try_get::<i64, _>("assertion_fresh")? != 1 {
             return Ok(RefreshRotation::AssertionReplayed);
         }

@@ -123,6 +123,7 @@ impl Db {
                     )
                     .await?;
                     conn.execute(grants::SQLITE_REDEEM_SCRATCH).await?;
+                    conn.execute(grants::SQLITE_ROTATE_SCRATCH).await?;
                     Ok(())
                 })
             })
