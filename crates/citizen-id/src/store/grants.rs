@@ -166,13 +166,26 @@ pub(super) fn sqlite_redeem_batch_sql(n: usize) -> &'static str {
     &SQL[n - 1]
 }
 
-fn sqlite_redeem_batch_sql_text(n: usize) -> String {
-    let values: Vec<String> = (0..n)
+/// The batch's items as VALUES rows: item `k`, then its run of eight parameters (`$8k+1` to
+/// `$8k+8`, as `bind_redemption` binds them). With `types`, the first row's values carry them
+/// (PostgreSQL types a VALUES list by its first row).
+fn redemption_values(n: usize, types: Option<[&str; 9]>) -> String {
+    let rows: Vec<String> = (0..n)
         .map(|k| {
-            let p = |i: usize| format!("${}", 8 * k + i);
-            format!("({k}, {}, {}, {}, {}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8))
+            let values = (0..9).map(|i| {
+                let value = if i == 0 { k.to_string() } else { format!("${}", 8 * k + i) };
+                match types {
+                    Some(t) if k == 0 => format!("{value}::{}", t[i]),
+                    _ => value,
+                }
+            });
+            format!("({})", values.collect::<Vec<_>>().join(", "))
         })
         .collect();
+    rows.join(", ")
+}
+
+fn sqlite_redeem_batch_sql_text(n: usize) -> String {
     format!(
         "BEGIN IMMEDIATE; \
          INSERT INTO temp.redeem_batch (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, \
@@ -195,7 +208,7 @@ fn sqlite_redeem_batch_sql_text(n: usize) -> String {
          LEFT JOIN authorization_codes c ON c.code_hash = b.code_hash AND b.redeemed = 1 {LIVE_GRANT} ORDER BY b.item; \
          DELETE FROM temp.redeem_batch; \
          COMMIT;",
-        values.join(", "),
+        redemption_values(n, None),
         redeemed_columns()
     )
 }
@@ -216,20 +229,6 @@ pub(super) fn postgres_redeem_batch_sql(n: usize) -> &'static str {
 }
 
 fn postgres_redeem_batch_sql_text(n: usize) -> String {
-    let values: Vec<String> = (0..n)
-        .map(|k| {
-            let p = |i: usize| format!("${}", 8 * k + i);
-            // Typed once, in the first row; the other rows take the columns' types.
-            if k == 0 {
-                format!(
-                    "(0::bigint, {}::text, {}::bigint, {}::bigint, {}::text, {}::text, {}::bigint, {}::text, {}::bigint)",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8)
-                )
-            } else {
-                format!("({k}, {}, {}, {}, {}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8))
-            }
-        })
-        .collect();
     format!(
         "WITH b (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, refresh_hash, refresh_expires_at) \
          AS (VALUES {}), \
@@ -249,7 +248,7 @@ fn postgres_redeem_batch_sql_text(n: usize) -> String {
          SELECT b.item, CASE WHEN fresh.item IS NULL THEN 0 ELSE 1 END::bigint AS assertion_fresh, \
          CASE WHEN c.item IS NULL THEN 0 ELSE 1 END::bigint AS redeemed, {} \
          FROM b LEFT JOIN fresh ON fresh.item = b.item LEFT JOIN c ON c.item = b.item {LIVE_GRANT} ORDER BY b.item",
-        values.join(", "),
+        redemption_values(n, Some(["bigint", "text", "bigint", "bigint", "text", "text", "bigint", "text", "bigint"])),
         redeemed_columns()
     )
 }
@@ -318,18 +317,6 @@ fn postgres_rotate_sql() -> &'static str {
              FROM (SELECT 1 AS one) AS one LEFT JOIN u ON TRUE LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL \
              LEFT JOIN accounts a ON a.id = g.account_id",
             rotation_columns()
-        )
-    });
-    &SQL
-}
-
-/// The live grant `$1` and its citizen as partners see them. Built once: this is the query
-/// behind every userinfo request.
-fn active_grant_with_subject_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS} FROM grants g JOIN accounts a ON a.id = g.account_id \
-             WHERE g.id = $1 AND g.revoked_at IS NULL"
         )
     });
     &SQL
@@ -430,7 +417,14 @@ impl Db {
     /// The live grant `grant_id` and its citizen as partners see them, in one round trip (the
     /// userinfo hot path; also the refresh grant's).
     pub async fn active_grant_with_subject(&self, grant_id: &str) -> StoreResult<Option<(GrantRecord, Subject)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(active_grant_with_subject_sql())).bind(grant_id).fetch_optional(self.pool()).await?;
+        // Built once: this is the query behind every userinfo request.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS} FROM grants g JOIN accounts a ON a.id = g.account_id \
+                 WHERE g.id = $1 AND g.revoked_at IS NULL"
+            )
+        });
+        let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(grant_id).fetch_optional(self.pool()).await?;
         row.as_ref().map(|r| live_grant_from(r, subject_from_row)).transpose()
     }
 
@@ -452,6 +446,8 @@ impl Db {
         Ok(())
     }
 
+    /// Stores a refresh token as it is (the token endpoint stores them with a redemption or a
+    /// rotation; the tests use this to set up their cases).
     pub async fn insert_refresh_token(&self, token_hash: &str, grant_id: &str, scope: &str, now: i64, expires_at: i64) -> StoreResult<()> {
         sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_hash)
@@ -489,20 +485,12 @@ impl Db {
             .bind(next.token_hash)
             .bind(next.expires_at);
         let mut conn = self.pool().acquire().await?;
-        let row = match query.fetch_all(&mut *conn).await {
-            Ok(mut rows) if rows.len() == 1 => rows.remove(0),
-            Ok(rows) => return Err(super::StoreError::Corrupt(format!("refresh rotation answered {} rows", rows.len()))),
-            Err(e) => {
-                // SQLite's rotation is a transaction of several statements; PostgreSQL's is one
-                // statement, rolled back with its error.
-                if sqlite && sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                    // Never back to the pool with a transaction open.
-                    conn.close_on_drop();
-                }
-                return Err(e.into());
-            }
-        };
+        let mut rows = super::fetch_all_or_roll_back(&mut conn, query, sqlite).await?;
         drop(conn);
+        if rows.len() != 1 {
+            return Err(super::StoreError::Corrupt(format!("refresh rotation answered {} rows", rows.len())));
+        }
+        let row = rows.remove(0);
         if row.try_get::<i64, _>("assertion_fresh")? != 1 {
             return Ok(RefreshRotation::AssertionReplayed);
         }

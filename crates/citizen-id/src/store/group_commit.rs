@@ -199,18 +199,7 @@ impl Db {
         for r in batch {
             query = bind_redemption(query, r);
         }
-        let rows = match query.fetch_all(&mut **conn).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                // SQLite's batch is a transaction of several statements; PostgreSQL's is one
-                // statement, rolled back with its error.
-                if sqlite && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
-                    // Never back to the pool with a transaction open.
-                    conn.close_on_drop();
-                }
-                return Err(e.into());
-            }
-        };
+        let rows = super::fetch_all_or_roll_back(conn, query, sqlite).await?;
         let mut per_item: Vec<Vec<Row>> = (0..batch.len()).map(|_| Vec::new()).collect();
         for row in rows {
             let item: i64 = row.try_get("item")?;

@@ -74,6 +74,26 @@ pub struct Db {
     redemptions: std::sync::Arc<group_commit::RedemptionQueue>,
 }
 
+/// Runs `query` and returns its rows. On error, a query that opened its own transaction (SQLite's
+/// batches of several statements, `opened_transaction`) is rolled back; a PostgreSQL statement is
+/// rolled back with its error. A connection that cannot be rolled back is closed, never handed
+/// back to the pool with a transaction open.
+pub(super) async fn fetch_all_or_roll_back(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    opened_transaction: bool,
+) -> StoreResult<Vec<Row>> {
+    match query.fetch_all(&mut **conn).await {
+        Ok(rows) => Ok(rows),
+        Err(e) => {
+            if opened_transaction && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
+                conn.close_on_drop();
+            }
+            Err(e.into())
+        }
+    }
+}
+
 impl Db {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies pending migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Db> {

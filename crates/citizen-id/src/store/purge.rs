@@ -95,7 +95,7 @@ impl Walk {
     }
 
     /// The statements' own parameters: now, and the range's bound.
-    pub(super) fn params(&self) -> usize {
+    fn params(&self) -> usize {
         if self.range.is_some() { 2 } else { 1 }
     }
 

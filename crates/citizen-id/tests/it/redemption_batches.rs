@@ -60,14 +60,14 @@ fn redeem(db: &Db, client_id: &str, code: &str, jti: &str, rt: &str) -> Redeemin
     })
 }
 
-/// Queues the redemptions in the order given (each waits in the queue before the next starts)
-/// while the queue is held, then lets them run: as one batch.
-async fn run_together(db: &Db, redemptions: Vec<Box<dyn FnOnce() -> Redeeming + '_>>) -> Vec<Result<CodeRedemption, StoreError>> {
+/// Queues the redemptions (code, jti, refresh token hash) in the order given, each waiting in
+/// the queue before the next starts, while the queue is held; then lets them run: as one batch.
+async fn run_together(db: &Db, client_id: &str, redemptions: &[(&str, &str, &str)]) -> Vec<Result<CodeRedemption, StoreError>> {
     let held = db.hold_redemptions().await;
     let mut tasks = Vec::new();
-    for start in redemptions {
+    for (code, jti, rt) in redemptions {
         let queued = db.redemptions_waiting() + 1;
-        tasks.push(start());
+        tasks.push(redeem(db, client_id, code, jti, rt));
         while db.redemptions_waiting() < queued {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
@@ -101,15 +101,16 @@ async fn redemptions_waiting_together_share_one_transaction_and_keep_their_own_a
     let before = db.redemption_counts();
     let results = run_together(
         db,
-        vec![
-            Box::new(|| redeem(db, &rp, &a, "j1", "rt-a")),
-            Box::new(|| redeem(db, &rp, &b, "j2", "rt-b")),
+        &rp,
+        &[
+            (&a, "j1", "rt-a"),
+            (&b, "j2", "rt-b"),
             // The same code again in the same batch: a replay.
-            Box::new(|| redeem(db, &rp, &a, "j3", "rt-a2")),
+            (&a, "j3", "rt-a2"),
             // A jti already used in this batch: refused, and code c is left as it was.
-            Box::new(|| redeem(db, &rp, &c, "j1", "rt-c")),
-            Box::new(|| redeem(db, &rp, "no-such-code", "j4", "rt-x")),
-            Box::new(|| redeem(db, &rp, &c, "j5", "rt-c2")),
+            (&c, "j1", "rt-c"),
+            ("no-such-code", "j4", "rt-x"),
+            (&c, "j5", "rt-c2"),
         ],
     )
     .await;
@@ -141,15 +142,7 @@ async fn a_failing_redemption_fails_alone_and_writes_nothing(app: TestApp) {
     // A refresh token hash that is taken already makes b's INSERT fail, and so the batch.
     db.insert_refresh_token("taken", "gx", "openid", 0, clock::now_ms() + 60_000).await.unwrap();
     let before = db.redemption_counts();
-    let results = run_together(
-        db,
-        vec![
-            Box::new(|| redeem(db, &rp, &a, "j1", "rt-a")),
-            Box::new(|| redeem(db, &rp, &b, "j2", "taken")),
-            Box::new(|| redeem(db, &rp, &c, "j3", "rt-c")),
-        ],
-    )
-    .await;
+    let results = run_together(db, &rp, &[(&a, "j1", "rt-a"), (&b, "j2", "taken"), (&c, "j3", "rt-c")]).await;
     assert_eq!(results.iter().map(outcome).collect::<Vec<_>>(), ["redeemed", "conflict", "redeemed"]);
     let after = db.redemption_counts();
     assert_eq!((after.0 - before.0, after.1 - before.1), (4, 6), "the batch, then each alone");
