@@ -6,7 +6,7 @@ use citizen_id::proofing::matching::Demographics;
 use citizen_id::proofing::uplift::{DemographicsOutcome, prove_with_demographics};
 
 use crate::on_both_databases;
-use crate::support::TestApp;
+use crate::support::{TestApp, within_one_window};
 use crate::support::flows::sign_in;
 use crate::support::protocol::{VERIFIER, assertion, authorize_url, challenge, exchange, userinfo};
 use crate::support::web::{Page, WebClient};
@@ -132,6 +132,8 @@ async fn wrong_linkage_keys_lock_pol_for_the_day(app: TestApp) {
     let page = web.get("/prove-identity").await;
     assert_eq!(page.heading(), "Prove your identity to a high level");
     web.get("/prove-identity/gp").await;
+    // The tries are counted per day: all of them in one.
+    within_one_window(citizen_id::clock::DAY, 30 * citizen_id::clock::SECOND).await;
     for remaining in (1..5).rev() {
         let page = web.post("/prove-identity/gp", &[("ods_code", &creds.ods_code), ("account_id", &creds.account_id), ("linkage_key", &creds.linkage_key)]).await;
         assert!(page.contains(&format!("You have {remaining} more tries today")), "{}", page.heading());

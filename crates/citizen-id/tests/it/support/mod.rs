@@ -234,6 +234,16 @@ fn test_key() -> (Vec<u8>, serde_json::Value) {
     keys[NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % keys.len()].clone()
 }
 
+/// Rate limits count in fixed windows aligned to the clock (`accounts::limits`): a test that
+/// must stay inside one window waits for the next one to start when fewer than `needed_ms`
+/// remain of the current window, instead of failing when it happens to straddle the edge.
+pub async fn within_one_window(window_ms: i64, needed_ms: i64) {
+    let left = window_ms - citizen_id::clock::now_ms() % window_ms;
+    if left < needed_ms {
+        tokio::time::sleep(Duration::from_millis(left as u64 + 50)).await;
+    }
+}
+
 /// Runs the test body against SQLite and against PostgreSQL: `on_both_databases!(name)`
 /// expects `async fn name(app: TestApp)` in scope and makes `name::sqlite` and `name::postgres`.
 #[macro_export]
