@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_id_tokens"),
     migration!(5, "0005_audit_erasure"),
     migration!(6, "0006_id_token_on_code"),
+    migration!(7, "0007_sliding_rate_limits"),
 ];
 
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {

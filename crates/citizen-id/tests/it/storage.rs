@@ -27,6 +27,31 @@ async fn the_audit_trail_detects_tampering(app: TestApp) {
 
 on_both_databases!(the_audit_trail_detects_tampering);
 
+/// A rate-limit bucket keeps the window before the current one (the sliding count), forgets
+/// windows further back, and counts every one of many hits made at once.
+async fn rate_limit_windows_carry_over_and_count_every_hit(app: TestApp) {
+    use citizen_id::store::rate_limits::WindowHits;
+    const LEN: i64 = 60_000;
+    let db = &app.state.db;
+    // Far ahead of the real clock, so the app's purge worker leaves these rows alone.
+    let start = 70_000_000 * LEN;
+    let hits = |current, previous| WindowHits { current, previous };
+    for n in 1..=3 {
+        assert_eq!(db.hit_sliding("ip:test:a", start, LEN).await.unwrap(), hits(n, 0));
+    }
+    assert_eq!(db.hit_sliding("ip:test:a", start + LEN, LEN).await.unwrap(), hits(1, 3), "the window just before carries over");
+    assert_eq!(db.hit_sliding("ip:test:a", start + LEN, LEN).await.unwrap(), hits(2, 3));
+    assert_eq!(db.hit_sliding("ip:test:a", start + 3 * LEN, LEN).await.unwrap(), hits(1, 0), "an older window does not");
+    assert_eq!(db.hit_sliding("ip:test:b", start, LEN).await.unwrap(), hits(1, 0), "buckets are separate");
+
+    let concurrent = (0..20).map(|_| db.hit_sliding("ip:test:c", start, LEN));
+    let mut seen: Vec<i64> = futures_util::future::join_all(concurrent).await.into_iter().map(|h| h.unwrap().current).collect();
+    seen.sort();
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>(), "each hit saw its own count");
+}
+
+on_both_databases!(rate_limit_windows_carry_over_and_count_every_hit);
+
 mod purge {
     use citizen_id::crypto::{secret_key, sha256_hex, time_ordered_token};
     use citizen_id::store::Db;

@@ -234,9 +234,11 @@ fn test_key() -> (Vec<u8>, serde_json::Value) {
     keys[NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % keys.len()].clone()
 }
 
-/// Rate limits count in fixed windows aligned to the clock (`accounts::limits`): a test that
-/// must stay inside one window waits for the next one to start when fewer than `needed_ms`
-/// remain of the current window, instead of failing when it happens to straddle the edge.
+/// Rate limits count in windows aligned to the clock: fixed ones for daily quotas, and for the
+/// per-minute and per-quarter-hour limits a sliding count in which the previous window's hits
+/// fade as the current one goes on (`accounts::limits`). A test that expects its hits counted
+/// exactly waits for the next window to start when fewer than `needed_ms` remain of the
+/// current one, instead of failing when it happens to straddle the edge.
 pub async fn within_one_window(window_ms: i64, needed_ms: i64) {
     let left = window_ms - citizen_id::clock::now_ms() % window_ms;
     if left < needed_ms {
