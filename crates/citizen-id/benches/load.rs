@@ -72,10 +72,12 @@ struct Opts {
     bench_mode: bool,
     /// Run on PostgreSQL: the admin URL through which the bench database is made.
     postgres: Option<String>,
+    /// Keep the load generator's thread running between responses (see `drive`).
+    spin_client: bool,
 }
 
 fn parse_opts() -> Opts {
-    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32, scrape_every: None, bench_mode: false, postgres: None };
+    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32, scrape_every: None, bench_mode: false, postgres: None, spin_client: false };
     let mut seconds = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -87,6 +89,7 @@ fn parse_opts() -> Opts {
             "--scrape-every" => opts.scrape_every = args.next().and_then(|s| s.parse().ok()),
             "--concurrency" => opts.concurrency = args.next().and_then(|s| s.parse().ok()).unwrap_or(32),
             "--postgres" => opts.postgres = args.next(),
+            "--spin-client" => opts.spin_client = true,
             _ => {} // `--bench` and filters from cargo
         }
     }
@@ -571,6 +574,7 @@ struct Ctx {
     ticks: f64,
     concurrency: usize,
     perf: bool,
+    spin_client: bool,
     target: PathBuf,
 }
 
@@ -591,13 +595,25 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 /// Runs `job(i)` for i in 0..max with `concurrency` in flight, until `max` or `duration`.
-async fn drive(job: &Job, concurrency: usize, max: usize, duration: Duration) -> (u64, u64, Option<String>, f64, Vec<u32>) {
+/// Runs `job` from `concurrency` tasks until `max` jobs or `duration`. With `spin`, one more task
+/// yields in a loop until the deadline, so the load generator's one thread never sleeps in
+/// `epoll_wait`: a response written by the server then finds nobody to wake. On loopback that
+/// wake-up (an inter-processor interrupt to a halted vCPU) is done by the server's CPU inside
+/// its own `writev`; behind a network it would be the client machine's work.
+async fn drive(job: &Job, concurrency: usize, max: usize, duration: Duration, spin: bool) -> (u64, u64, Option<String>, f64, Vec<u32>) {
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(Mutex::new(None));
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(concurrency);
+    let spinner = spin.then(|| tokio::spawn(async move {
+        while Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        Vec::new()
+    }));
+    tasks.extend(spinner);
     for _ in 0..concurrency {
         let (job, next, errors, first_error) = (job.clone(), next.clone(), errors.clone(), first_error.clone());
         tasks.push(tokio::spawn(async move {
@@ -628,7 +644,7 @@ async fn drive(job: &Job, concurrency: usize, max: usize, duration: Duration) ->
 
 async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, duration: Duration) -> PhaseResult {
     if warmup > 0 {
-        drive(&job, ctx.concurrency.min(warmup), warmup, Duration::from_secs(30)).await;
+        drive(&job, ctx.concurrency.min(warmup), warmup, Duration::from_secs(30), ctx.spin_client).await;
     }
     let perf = ctx.perf.then(|| start_perf(ctx, name)).flatten();
     let pid = ctx.server_pid.to_string();
@@ -647,7 +663,7 @@ async fn phase(ctx: &Ctx, name: &str, job: Job, warmup: usize, max: usize, durat
     }
     let backends_cpu = || backends.iter().map(|b| cpu_seconds(&b.to_string(), ctx.ticks)).sum::<f64>();
     let (db0, server0, client0, busy0) = (backends_cpu(), cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
-    let (requests, errors, first_error, seconds, mut lat) = drive(&job, ctx.concurrency, max, duration).await;
+    let (requests, errors, first_error, seconds, mut lat) = drive(&job, ctx.concurrency, max, duration, ctx.spin_client).await;
     let (db1, server1, client1, busy1) = (backends_cpu(), cpu_seconds(&pid, ctx.ticks), cpu_seconds("self", ctx.ticks), busy());
     let (server0, server1) = (server0 + db0, server1 + db1);
     let max_rss_kib = rss.finish();
@@ -893,6 +909,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         ticks,
         concurrency: opts.concurrency,
         perf: opts.perf && have("perf"),
+        spin_client: opts.spin_client,
         target: target.clone(),
     };
     let (spare, exchanges) = exchanges.split_at(spares);
@@ -926,7 +943,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             })
         })
     };
-    drive(&make_exchange_job(warm.clone()), opts.concurrency, warm.len(), Duration::from_secs(60)).await;
+    drive(&make_exchange_job(warm.clone()), opts.concurrency, warm.len(), Duration::from_secs(60), opts.spin_client).await;
     issued.lock().unwrap().clear();
     refreshable.lock().unwrap().clear();
     let adjacent_secs = if opts.quick { 1.0 } else { 2.0 };
@@ -1066,12 +1083,13 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
 
     println!();
     println!(
-        "Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight, database: {database}{}",
+        "Citizen ID load benchmark: {} CPUs ({}), server pinned: {}, {} in flight, database: {database}{}{}",
         cpus,
         cpu_model(),
         server_pinned,
         opts.concurrency,
-        if database == "postgres" { " (server CPU includes its PostgreSQL backends)" } else { "" }
+        if database == "postgres" { " (server CPU includes its PostgreSQL backends)" } else { "" },
+        if opts.spin_client { ", load generator busy-polling (--spin-client)" } else { "" }
     );
     println!();
     println!(
@@ -1199,6 +1217,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         "machine": { "cpus": cpus, "cpu_model": cpu_model(), "client_pinned_cpu": pinned.then_some(CLIENT_CPU), "server_pinned_cpu": server_pinned.then_some(SERVER_CPU) },
         "quiet": !noisy,
         "concurrency": opts.concurrency,
+        "spin_client": opts.spin_client,
         "database": database,
         "phase_seconds": opts.seconds,
         "baseline": { "before": baseline_json(&base_line), "after": baseline_json(&base_after) },
