@@ -122,14 +122,14 @@ fn main() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Machine and process helpers
 
-/// Code redemptions per database transaction over the run (`store::group_commit`), read from the
-/// server's counters; None when nothing was redeemed.
-fn redemption_batching(metrics: &str) -> Option<f64> {
+/// Items per database transaction over the run (`store::group_commit`), read from the server's
+/// counters `items` and `transactions`; None when there were none.
+fn batching(metrics: &str, items: &str, transactions: &str) -> Option<f64> {
     let value = |name: &str| -> Option<f64> {
         metrics.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
     };
-    let (redemptions, transactions) = (value("citizen_id_code_redemptions_total")?, value("citizen_id_code_redemption_transactions_total")?);
-    (transactions > 0.0).then(|| redemptions / transactions)
+    let (items, transactions) = (value(items)?, value(transactions)?);
+    (transactions > 0.0).then(|| items / transactions)
 }
 
 fn online_cpus() -> usize {
@@ -1041,7 +1041,8 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let after_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
     // The metrics recorder keeps histogram samples until they are rendered: scrape once.
     let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
-    let batching = redemption_batching(&metrics);
+    let redemption_batching = batching(&metrics, "citizen_id_code_redemptions_total", "citizen_id_code_redemption_transactions_total");
+    let rotation_batching = batching(&metrics, "citizen_id_refresh_rotations_total", "citizen_id_refresh_rotation_transactions_total");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_scrape_rss_kib = status_kib(server_pid, "VmRSS:").unwrap_or(0);
     drop(http);
@@ -1156,8 +1157,11 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             verdict(m >= EXCHANGE_TARGET_FRACTION)
         );
     }
-    if let Some(b) = batching {
+    if let Some(b) = redemption_batching {
         println!("Code redemptions per transaction (group commit), over the whole run: {b:.2}");
+    }
+    if let Some(b) = rotation_batching {
+        println!("Refresh rotations per transaction (group commit), over the whole run: {b:.2}");
     }
     println!(
         "Userinfo:  {:.0}/s vs {USERINFO_TARGET_PER_SEC:.0}/s = {:.1}%: {}",
@@ -1237,7 +1241,8 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
                           "met_vs_server_core_adjacent": exchange_ratio_adjacent.map(|r| r >= EXCHANGE_TARGET_FRACTION),
                           "interleaved_round_ratios": round_ratios, "interleaved_median_ratio": round_median,
                           "met_interleaved_median": round_median.map(|m| m >= EXCHANGE_TARGET_FRACTION),
-                          "redemptions_per_sqlite_transaction": batching },
+                          "redemptions_per_transaction": redemption_batching,
+                          "rotations_per_transaction": rotation_batching },
             "userinfo": { "per_sec": userinfo.per_sec, "target_per_sec": USERINFO_TARGET_PER_SEC, "ratio": userinfo_ratio, "met": userinfo_ratio >= 1.0 },
             "idle_rss": { "mib": mib(idle_rss_kib), "target_mib": IDLE_RSS_TARGET_MIB, "ratio": idle_ratio, "met": idle_ratio < 1.0 },
         },

@@ -5,7 +5,7 @@
 use sqlx::Row as _;
 
 use super::accounts::{SUBJECT_COLUMNS, Subject, TOKEN_SUBJECT_COLUMNS, subject_from_row, token_subject_from_row};
-use super::group_commit::Redemption;
+use super::group_commit::{Redemption, Rotation};
 use super::{Db, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ pub(super) fn bind_redemption<'q>(query: AnyQuery<'q>, r: &'q Redemption) -> Any
         .bind(r.refresh.as_ref().map(|(_, expires_at)| *expires_at))
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 const LIVE_GRANT: &str = "LEFT JOIN grants g ON g.id = c.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id";
 
@@ -166,14 +166,36 @@ pub(super) fn sqlite_redeem_batch_sql(n: usize) -> &'static str {
     &SQL[n - 1]
 }
 
-/// The batch's items as VALUES rows: item `k`, then its run of eight parameters (`$8k+1` to
-/// `$8k+8`, as `bind_redemption` binds them). With `types`, the first row's values carry them
-/// (PostgreSQL types a VALUES list by its first row).
-fn redemption_values(n: usize, types: Option<[&str; 9]>) -> String {
+/// SQLite: the statements that mark the items of scratch table `table` whose client assertion
+/// is fresh (its jti not stored yet, and the first item in the batch to carry it) and store those
+/// jtis. Nothing else an item asks for happens unless it is fresh.
+fn sqlite_record_assertions(table: &str) -> String {
+    format!(
+        "UPDATE temp.{table} AS b SET fresh = 1 \
+         WHERE NOT EXISTS (SELECT 1 FROM client_assertions ca WHERE ca.client_id = b.client_id AND ca.jti = b.jti) \
+         AND b.item = (SELECT MIN(d.item) FROM temp.{table} d WHERE d.client_id = b.client_id AND d.jti = b.jti); \
+         INSERT INTO client_assertions (client_id, jti, expires_at) \
+         SELECT client_id, jti, assertion_expires_at FROM temp.{table} WHERE fresh = 1;"
+    )
+}
+
+/// PostgreSQL: the CTEs over the batch's items `b` that store each jti once (`j`: the first item
+/// carrying it is the one inserted, and only if it is new) and list the fresh items (`fresh`).
+const POSTGRES_RECORD_ASSERTIONS: &str = "j AS (INSERT INTO client_assertions (client_id, jti, expires_at) \
+    SELECT DISTINCT ON (client_id, jti) client_id, jti, assertion_expires_at FROM b ORDER BY client_id, jti, item \
+    ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti), \
+    fresh AS (SELECT DISTINCT ON (b.client_id, b.jti) b.* FROM b JOIN j ON j.client_id = b.client_id AND j.jti = b.jti \
+    ORDER BY b.client_id, b.jti, b.item),";
+
+/// A batch's items as VALUES rows: item `k`, then its run of `params` parameters
+/// (`$params·k+1` to `$params·k+params`, as the kind's `bind` binds them). With `types` (the
+/// item number's, then each parameter's), the first row's values carry them (PostgreSQL types a
+/// VALUES list by its first row).
+fn batch_values(n: usize, params: usize, types: Option<&[&str]>) -> String {
     let rows: Vec<String> = (0..n)
         .map(|k| {
-            let values = (0..9).map(|i| {
-                let value = if i == 0 { k.to_string() } else { format!("${}", 8 * k + i) };
+            let values = (0..=params).map(|i| {
+                let value = if i == 0 { k.to_string() } else { format!("${}", params * k + i) };
                 match types {
                     Some(t) if k == 0 => format!("{value}::{}", t[i]),
                     _ => value,
@@ -190,11 +212,7 @@ fn sqlite_redeem_batch_sql_text(n: usize) -> String {
         "BEGIN IMMEDIATE; \
          INSERT INTO temp.redeem_batch (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, \
          refresh_hash, refresh_expires_at) VALUES {}; \
-         UPDATE temp.redeem_batch AS b SET fresh = 1 \
-         WHERE NOT EXISTS (SELECT 1 FROM client_assertions ca WHERE ca.client_id = b.client_id AND ca.jti = b.jti) \
-         AND b.item = (SELECT MIN(d.item) FROM temp.redeem_batch d WHERE d.client_id = b.client_id AND d.jti = b.jti); \
-         INSERT INTO client_assertions (client_id, jti, expires_at) \
-         SELECT client_id, jti, assertion_expires_at FROM temp.redeem_batch WHERE fresh = 1; \
+         {} \
          UPDATE temp.redeem_batch AS b SET redeemed = 1 WHERE b.fresh = 1 \
          AND EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = b.code_hash AND c.consumed_at IS NULL AND c.expires_at > b.at_ms) \
          AND b.item = (SELECT MIN(d.item) FROM temp.redeem_batch d WHERE d.code_hash = b.code_hash AND d.fresh = 1); \
@@ -208,7 +226,8 @@ fn sqlite_redeem_batch_sql_text(n: usize) -> String {
          LEFT JOIN authorization_codes c ON c.code_hash = b.code_hash AND b.redeemed = 1 {LIVE_GRANT} ORDER BY b.item; \
          DELETE FROM temp.redeem_batch; \
          COMMIT;",
-        redemption_values(n, None),
+        batch_values(n, 8, None),
+        sqlite_record_assertions("redeem_batch"),
         redeemed_columns()
     )
 }
@@ -232,11 +251,7 @@ fn postgres_redeem_batch_sql_text(n: usize) -> String {
     format!(
         "WITH b (item, code_hash, at_ms, id_token_expires_at, client_id, jti, assertion_expires_at, refresh_hash, refresh_expires_at) \
          AS (VALUES {}), \
-         j AS (INSERT INTO client_assertions (client_id, jti, expires_at) \
-               SELECT DISTINCT ON (client_id, jti) client_id, jti, assertion_expires_at FROM b ORDER BY client_id, jti, item \
-               ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti), \
-         fresh AS (SELECT DISTINCT ON (b.client_id, b.jti) b.* FROM b JOIN j ON j.client_id = b.client_id AND j.jti = b.jti \
-                   ORDER BY b.client_id, b.jti, b.item), \
+         {POSTGRES_RECORD_ASSERTIONS} \
          claim AS (SELECT DISTINCT ON (code_hash) * FROM fresh ORDER BY code_hash, item), \
          c AS (UPDATE authorization_codes ac SET consumed_at = claim.at_ms, id_token_expires_at = claim.id_token_expires_at \
                FROM claim WHERE ac.code_hash = claim.code_hash AND ac.consumed_at IS NULL AND ac.expires_at > claim.at_ms \
@@ -248,78 +263,104 @@ fn postgres_redeem_batch_sql_text(n: usize) -> String {
          SELECT b.item, CASE WHEN fresh.item IS NULL THEN 0 ELSE 1 END::bigint AS assertion_fresh, \
          CASE WHEN c.item IS NULL THEN 0 ELSE 1 END::bigint AS redeemed, {} \
          FROM b LEFT JOIN fresh ON fresh.item = b.item LEFT JOIN c ON c.item = b.item {LIVE_GRANT} ORDER BY b.item",
-        redemption_values(n, Some(["bigint", "text", "bigint", "bigint", "text", "text", "bigint", "text", "bigint"])),
+        batch_values(n, 8, Some(&["bigint", "text", "bigint", "bigint", "text", "text", "bigint", "text", "bigint"])),
         redeemed_columns()
     )
 }
 
-/// The scratch row a SQLite refresh rotation works in (as `SQLITE_REDEEM_SCRATCH` for codes):
-/// emptied before every COMMIT, and by a ROLLBACK.
-pub(super) const SQLITE_ROTATE_SCRATCH: &str = "CREATE TEMP TABLE IF NOT EXISTS rotate_scratch (\
-    token_hash TEXT NOT NULL, at_ms BIGINT NOT NULL, client_id TEXT NOT NULL, jti TEXT NOT NULL, \
+/// The scratch table a SQLite rotation batch works in, as `SQLITE_REDEEM_SCRATCH` for codes:
+/// one row per rotation, with what became of it; emptied before every COMMIT, and by a ROLLBACK.
+pub(super) const SQLITE_ROTATE_SCRATCH: &str = "CREATE TEMP TABLE IF NOT EXISTS rotate_batch (\
+    item INTEGER PRIMARY KEY, token_hash TEXT NOT NULL, at_ms BIGINT NOT NULL, client_id TEXT NOT NULL, jti TEXT NOT NULL, \
     assertion_expires_at BIGINT NOT NULL, next_hash TEXT NOT NULL, next_expires_at BIGINT NOT NULL, \
     fresh INTEGER NOT NULL DEFAULT 0, spent INTEGER NOT NULL DEFAULT 0)";
 
-/// A refresh rotation's one row: whether the assertion's jti was fresh, whether this rotation
+/// A refresh rotation's row: whether the assertion's jti was fresh, whether this rotation
 /// spent the token, the spent token's scope, and its live grant and citizen (NULL when none).
 fn rotation_columns() -> String {
     format!("spent_scope, {LIVE_GRANT_COLUMNS}, {SUBJECT_COLUMNS}")
 }
 
-/// SQLite: a refresh rotation in one transaction sent as one query (one hand-off to SQLite's
-/// worker thread instead of six). Parameters as `rotate_refresh_token` binds them, used only by
-/// the first statement (each statement binds its own); the rules as PostgreSQL's: the jti is
-/// recorded only if fresh, the token spent only then and only if live, the next token stored
-/// only for a spent token of a live grant.
-fn sqlite_rotate_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "BEGIN IMMEDIATE; \
-             INSERT INTO temp.rotate_scratch (token_hash, at_ms, client_id, jti, assertion_expires_at, next_hash, next_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7); \
-             UPDATE temp.rotate_scratch AS s SET fresh = 1 \
-             WHERE NOT EXISTS (SELECT 1 FROM client_assertions ca WHERE ca.client_id = s.client_id AND ca.jti = s.jti); \
-             INSERT INTO client_assertions (client_id, jti, expires_at) \
-             SELECT client_id, jti, assertion_expires_at FROM temp.rotate_scratch WHERE fresh = 1; \
-             UPDATE temp.rotate_scratch AS s SET spent = 1 WHERE s.fresh = 1 \
-             AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.token_hash = s.token_hash AND r.used_at IS NULL AND r.expires_at > s.at_ms); \
-             UPDATE refresh_tokens SET used_at = (SELECT at_ms FROM temp.rotate_scratch) \
-             WHERE token_hash = (SELECT token_hash FROM temp.rotate_scratch WHERE spent = 1); \
-             INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
-             SELECT s.next_hash, g.id, g.scope, s.at_ms, s.next_expires_at FROM temp.rotate_scratch s \
-             JOIN refresh_tokens r ON r.token_hash = s.token_hash JOIN grants g ON g.id = r.grant_id \
-             WHERE s.spent = 1 AND g.revoked_at IS NULL; \
-             SELECT s.fresh AS assertion_fresh, s.spent, {} FROM \
-             (SELECT fresh, spent, token_hash, CASE WHEN spent = 1 THEN token_hash END AS spent_hash FROM temp.rotate_scratch) s \
-             LEFT JOIN (SELECT token_hash, grant_id, scope AS spent_scope FROM refresh_tokens) u ON u.token_hash = s.spent_hash \
-             LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id; \
-             DELETE FROM temp.rotate_scratch; \
-             COMMIT;",
-            rotation_columns()
-        )
-    });
-    &SQL
+/// Binds one rotation's parameters as both backends' rotation SQL numbers them: $1 the
+/// presented token's hash, $2 now, $3-$5 the client assertion's client_id, jti and row expiry,
+/// $6 the next token's hash and $7 its expiry. A batch binds one such run of seven per rotation.
+pub(super) fn bind_rotation<'q>(query: AnyQuery<'q>, r: &'q Rotation) -> AnyQuery<'q> {
+    query
+        .bind(r.token_hash.as_str())
+        .bind(r.now)
+        .bind(r.assertion.client_id.as_str())
+        .bind(r.assertion.jti.as_str())
+        .bind(r.assertion.expires_at)
+        .bind(r.next_hash.as_str())
+        .bind(r.next_expires_at)
 }
 
-/// PostgreSQL: the rotation as one statement (a statement is atomic by itself). `j` records the
-/// jti; only then does `u` spend the token, and only then does `n` store the next one, for a live
-/// grant; one row always answers.
-fn postgres_rotate_sql() -> &'static str {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "WITH j AS (INSERT INTO client_assertions (client_id, jti, expires_at) VALUES ($3, $4, $5) \
-             ON CONFLICT (client_id, jti) DO NOTHING RETURNING 1), \
-             u AS (UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-             AND EXISTS (SELECT 1 FROM j) RETURNING grant_id, scope AS spent_scope), \
-             n AS (INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
-             SELECT $6, g.id, g.scope, $2, $7 FROM u JOIN grants g ON g.id = u.grant_id WHERE g.revoked_at IS NULL RETURNING 1) \
-             SELECT (SELECT COUNT(*) FROM j) AS assertion_fresh, (SELECT COUNT(*) FROM u) AS spent, {} \
-             FROM (SELECT 1 AS one) AS one LEFT JOIN u ON TRUE LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL \
-             LEFT JOIN accounts a ON a.id = g.account_id",
-            rotation_columns()
-        )
-    });
-    &SQL
+/// SQLite: `n` refresh rotations in one transaction (`store::group_commit`), in set-based
+/// statements, as the code redemption batch. What one rotation alone would do, item by item in
+/// order: its assertion's jti is fresh if it is not stored yet and no earlier item has it; only
+/// then may it spend its token, which the first fresh item for the token does if the token is
+/// unspent and unexpired; only then is the next token stored, and only for a live grant. A later
+/// item with the same token finds it spent (the caller then revokes the family, as for a reuse).
+pub(super) fn sqlite_rotate_batch_sql(n: usize) -> &'static str {
+    use std::sync::LazyLock;
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| (1..=super::group_commit::MAX_BATCH).map(sqlite_rotate_batch_sql_text).collect());
+    &SQL[n - 1]
+}
+
+fn sqlite_rotate_batch_sql_text(n: usize) -> String {
+    format!(
+        "BEGIN IMMEDIATE; \
+         INSERT INTO temp.rotate_batch (item, token_hash, at_ms, client_id, jti, assertion_expires_at, next_hash, next_expires_at) \
+         VALUES {}; \
+         {} \
+         UPDATE temp.rotate_batch AS b SET spent = 1 WHERE b.fresh = 1 \
+         AND EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.token_hash = b.token_hash AND r.used_at IS NULL AND r.expires_at > b.at_ms) \
+         AND b.item = (SELECT MIN(d.item) FROM temp.rotate_batch d WHERE d.token_hash = b.token_hash AND d.fresh = 1); \
+         UPDATE refresh_tokens AS r SET used_at = b.at_ms FROM temp.rotate_batch b WHERE b.spent = 1 AND r.token_hash = b.token_hash; \
+         INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+         SELECT b.next_hash, g.id, g.scope, b.at_ms, b.next_expires_at FROM temp.rotate_batch b \
+         JOIN refresh_tokens r ON r.token_hash = b.token_hash JOIN grants g ON g.id = r.grant_id \
+         WHERE b.spent = 1 AND g.revoked_at IS NULL; \
+         SELECT b.item, b.fresh AS assertion_fresh, b.spent, {} FROM temp.rotate_batch b \
+         LEFT JOIN (SELECT token_hash, grant_id, scope AS spent_scope FROM refresh_tokens) u ON u.token_hash = b.token_hash AND b.spent = 1 \
+         LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id ORDER BY b.item; \
+         DELETE FROM temp.rotate_batch; \
+         COMMIT;",
+        batch_values(n, 7, None),
+        sqlite_record_assertions("rotate_batch"),
+        rotation_columns()
+    )
+}
+
+/// PostgreSQL: `n` refresh rotations in one statement, numbered and answered as the SQLite batch,
+/// with the same rules: `j` records each jti once (the first item of each is the one inserted);
+/// the first fresh item for a token spends it in `u` if unspent and unexpired (the row lock and
+/// the re-check of `used_at IS NULL` settle a race with another instance); `n` stores the next
+/// token for a live grant. Rows are written in key order, as the redemption batch's.
+pub(super) fn postgres_rotate_batch_sql(n: usize) -> &'static str {
+    use std::sync::LazyLock;
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| (1..=super::group_commit::MAX_BATCH).map(postgres_rotate_batch_sql_text).collect());
+    &SQL[n - 1]
+}
+
+fn postgres_rotate_batch_sql_text(n: usize) -> String {
+    format!(
+        "WITH b (item, token_hash, at_ms, client_id, jti, assertion_expires_at, next_hash, next_expires_at) AS (VALUES {}), \
+         {POSTGRES_RECORD_ASSERTIONS} \
+         claim AS (SELECT DISTINCT ON (token_hash) * FROM fresh ORDER BY token_hash, item), \
+         u AS (UPDATE refresh_tokens r SET used_at = claim.at_ms FROM claim \
+               WHERE r.token_hash = claim.token_hash AND r.used_at IS NULL AND r.expires_at > claim.at_ms \
+               RETURNING claim.item, r.grant_id, r.scope AS spent_scope), \
+         n AS (INSERT INTO refresh_tokens (token_hash, grant_id, scope, created_at, expires_at) \
+               SELECT b.next_hash, g.id, g.scope, b.at_ms, b.next_expires_at FROM u JOIN b ON b.item = u.item \
+               JOIN grants g ON g.id = u.grant_id WHERE g.revoked_at IS NULL ORDER BY b.next_hash RETURNING 1) \
+         SELECT b.item, CASE WHEN fresh.item IS NULL THEN 0 ELSE 1 END::bigint AS assertion_fresh, \
+         CASE WHEN u.item IS NULL THEN 0 ELSE 1 END::bigint AS spent, {} \
+         FROM b LEFT JOIN fresh ON fresh.item = b.item LEFT JOIN u ON u.item = b.item \
+         LEFT JOIN grants g ON g.id = u.grant_id AND g.revoked_at IS NULL LEFT JOIN accounts a ON a.id = g.account_id ORDER BY b.item",
+        batch_values(n, 7, Some(&["bigint", "text", "bigint", "text", "text", "bigint", "text", "bigint"])),
+        rotation_columns()
+    )
 }
 
 impl Db {
@@ -379,7 +420,7 @@ impl Db {
             assertion: assertion.clone(),
             refresh: first_refresh.map(|r| (r.token_hash.to_owned(), r.expires_at)),
         };
-        let rows = self.redeem_in_batch(redemption).await?;
+        let rows = self.run_in_batch(&self.redemptions, redemption).await?;
         if !rows.iter().any(|row| row.try_get::<i64, _>("assertion_fresh").is_ok_and(|n| n == 1)) {
             return Ok(CodeRedemption::AssertionReplayed);
         }
@@ -465,8 +506,10 @@ impl Db {
     /// anywhere leaves all three as they were. (Rotation in separate steps could spend the old
     /// token and then fail to store the new one: the partner's retry with the old token would
     /// then count as a reuse and revoke the family, signing the citizen out.) A spent token
-    /// coming back revokes the grant. One round trip: one statement on PostgreSQL
-    /// (`postgres_rotate_sql`), one query of several statements on SQLite (`sqlite_rotate_sql`).
+    /// coming back revokes the grant. One round trip, in one transaction with the other rotations
+    /// waiting at the time (`store::group_commit`): one statement on PostgreSQL
+    /// (`postgres_rotate_batch_sql`), one query of several statements on SQLite
+    /// (`sqlite_rotate_batch_sql`).
     pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,
@@ -474,19 +517,14 @@ impl Db {
         assertion: &AssertionUse,
         next: NewRefreshToken<'_>,
     ) -> StoreResult<RefreshRotation> {
-        let sqlite = self.backend() == super::Backend::Sqlite;
-        let sql = if sqlite { sqlite_rotate_sql() } else { postgres_rotate_sql() };
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(token_hash)
-            .bind(now)
-            .bind(&assertion.client_id)
-            .bind(&assertion.jti)
-            .bind(assertion.expires_at)
-            .bind(next.token_hash)
-            .bind(next.expires_at);
-        let mut conn = self.pool().acquire().await?;
-        let mut rows = super::fetch_all_or_roll_back(&mut conn, query, sqlite).await?;
-        drop(conn);
+        let rotation = Rotation {
+            token_hash: token_hash.to_owned(),
+            now,
+            assertion: assertion.clone(),
+            next_hash: next.token_hash.to_owned(),
+            next_expires_at: next.expires_at,
+        };
+        let mut rows = self.run_in_batch(&self.rotations, rotation).await?;
         if rows.len() != 1 {
             return Err(super::StoreError::Corrupt(format!("refresh rotation answered {} rows", rows.len())));
         }

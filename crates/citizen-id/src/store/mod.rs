@@ -70,8 +70,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite's code redemptions waiting for the connection (`group_commit`).
-    redemptions: std::sync::Arc<group_commit::RedemptionQueue>,
+    /// Code redemptions and refresh rotations waiting for the database (`group_commit`).
+    redemptions: std::sync::Arc<group_commit::BatchQueue<group_commit::Redemption>>,
+    rotations: std::sync::Arc<group_commit::BatchQueue<group_commit::Rotation>>,
 }
 
 /// Runs `query` and returns its rows. On error, a query that opened its own transaction (SQLite's
@@ -151,7 +152,7 @@ impl Db {
             options
         };
         let pool = options.connect(url).await?;
-        let db = Db { pool, backend, redemptions: Default::default() };
+        let db = Db { pool, backend, redemptions: Default::default(), rotations: Default::default() };
         migrations::apply(&db).await?;
         Ok(db)
     }

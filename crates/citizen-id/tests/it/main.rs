@@ -17,6 +17,7 @@ mod proofing;
 mod protocol_errors;
 mod protocol_flow;
 mod redemption_batches;
+mod rotation_batches;
 mod security;
 mod settings;
 mod storage;

@@ -21,7 +21,7 @@ async fn three_codes(app: &TestApp) -> (String, [String; 3]) {
 }
 
 /// A grant of the citizen's to the partner, and its code, for each id.
-async fn codes_for<const N: usize>(app: &TestApp, partner: &TestPartner, account_id: &str, ids: [&str; N]) -> [String; N] {
+pub(crate) async fn codes_for<const N: usize>(app: &TestApp, partner: &TestPartner, account_id: &str, ids: [&str; N]) -> [String; N] {
     let now = clock::now_ms();
     let mut codes = Vec::new();
     for id in ids {
@@ -60,15 +60,31 @@ fn redeem(db: &Db, client_id: &str, code: &str, jti: &str, rt: &str) -> Redeemin
     })
 }
 
-/// Queues the redemptions (code, jti, refresh token hash) in the order given, each waiting in
-/// the queue before the next starts, while the queue is held; then lets them run: as one batch.
+/// Queues the redemptions (code, jti, refresh token hash) in the order given while the queue is
+/// held; then lets them run: as one batch.
 async fn run_together(db: &Db, client_id: &str, redemptions: &[(&str, &str, &str)]) -> Vec<Result<CodeRedemption, StoreError>> {
     let held = db.hold_redemptions().await;
+    queued_together(held, || db.redemptions_waiting(), redemptions.len(), |i| {
+        let (code, jti, rt) = redemptions[i];
+        redeem(db, client_id, code, jti, rt)
+    })
+    .await
+}
+
+/// Starts `start(0..n)` one after the other while `held` keeps a batch queue shut, each waiting
+/// in the queue (as `waiting` counts) before the next starts, so that they queue in that order;
+/// then opens the queue and returns their answers, in order.
+pub(crate) async fn queued_together<T: Send + 'static>(
+    held: tokio::sync::OwnedMutexGuard<()>,
+    waiting: impl Fn() -> usize,
+    n: usize,
+    start: impl Fn(usize) -> tokio::task::JoinHandle<T>,
+) -> Vec<T> {
     let mut tasks = Vec::new();
-    for (code, jti, rt) in redemptions {
-        let queued = db.redemptions_waiting() + 1;
-        tasks.push(redeem(db, client_id, code, jti, rt));
-        while db.redemptions_waiting() < queued {
+    for i in 0..n {
+        let queued = waiting() + 1;
+        tasks.push(start(i));
+        while waiting() < queued {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
