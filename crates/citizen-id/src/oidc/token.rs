@@ -299,11 +299,15 @@ async fn refresh_token_grant(
 ) -> Result<TokenResponse, OAuthError> {
     let partner = &client.partner;
     if !partner.refresh_tokens {
-        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "This client is not registered for refresh tokens"));
+        let refused = OAuthError::new(ErrorCode::UnauthorizedClient, "This client is not registered for refresh tokens");
+        return Err(refused_before_rotation(state, client, refused).await);
     }
     // Checked before the token is spent, so a malformed request does not cost the partner its
     // refresh token: the scope must parse and be within what the partner may ever hold.
-    let requested = scope.map(|s| requested_scope(s, partner)).transpose()?;
+    let requested = match scope.map(|s| requested_scope(s, partner)).transpose() {
+        Ok(requested) => requested,
+        Err(refused) => return Err(refused_before_rotation(state, client, refused).await),
+    };
     let now = clock::now_ms();
     let next = FreshRefreshToken::new(state, now);
     let new_token = NewRefreshToken { token_hash: &next.hash, expires_at: next.expires_at };
@@ -330,6 +334,16 @@ async fn refresh_token_grant(
     };
     let access_token = sign(state, &access_token_claims(&state.settings, &grant, &account, &scopes, now))?;
     Ok(response(state, access_token, None, Some(next.token), &scopes))
+}
+
+/// A refresh request refused before its rotation (which records the client assertion's jti with
+/// its writes) spends the assertion all the same: presented again, with any grant, it is a replay.
+async fn refused_before_rotation(state: &AppState, client: &AuthenticatedClient, refused: OAuthError) -> OAuthError {
+    match state.db.spend_assertion(&client.assertion).await {
+        Ok(true) => refused,
+        Ok(false) => assertion_replayed(),
+        Err(e) => e.into(),
+    }
 }
 
 /// A `scope` on a refresh request: `openid` required, no values we do not know, nothing the
@@ -853,7 +867,13 @@ pub(crate) mod tests {
             form(&f, &key)
         };
         assert_eq!(err(exchange(&state, refresh(&rt1, Some("openid phone"))).await), "invalid_scope");
-        assert_eq!(err(exchange(&state, refresh(&rt1, Some("email"))).await), "invalid_scope");
+        let refused = refresh(&rt1, Some("email"));
+        assert_eq!(err(exchange(&state, refused.clone()).await), "invalid_scope");
+        // The refused request spent its assertion: presented again, it is a replay.
+        let mut replayed = refresh(&rt1, Some("openid email"));
+        replayed.retain(|(k, _)| k != "client_assertion");
+        replayed.extend(refused.into_iter().filter(|(k, _)| k == "client_assertion"));
+        assert_eq!(err(exchange(&state, replayed).await), "invalid_client");
         let second = exchange(&state, refresh(&rt1, Some("openid email"))).await.unwrap();
         assert_eq!((second.scope.as_str(), second.id_token.is_none()), ("openid email", true));
         let at = state.keys.verify(&second.access_token).unwrap();

@@ -6,6 +6,7 @@
 //! about HTTP.
 
 pub mod accounts;
+pub mod assertions;
 pub mod audit;
 pub mod codes;
 pub mod consents;
