@@ -607,13 +607,15 @@ async fn drive(job: &Job, concurrency: usize, max: usize, duration: Duration, sp
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(concurrency);
-    let spinner = spin.then(|| tokio::spawn(async move {
-        while Instant::now() < deadline {
-            tokio::task::yield_now().await;
-        }
-        Vec::new()
-    }));
-    tasks.extend(spinner);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinner = spin.then(|| {
+        let done = done.clone();
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                tokio::task::yield_now().await;
+            }
+        })
+    });
     for _ in 0..concurrency {
         let (job, next, errors, first_error) = (job.clone(), next.clone(), errors.clone(), first_error.clone());
         tasks.push(tokio::spawn(async move {
@@ -638,6 +640,10 @@ async fn drive(job: &Job, concurrency: usize, max: usize, duration: Duration, sp
         all.extend(t.await.unwrap_or_default());
     }
     let secs = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    if let Some(spinner) = spinner {
+        let _ = spinner.await;
+    }
     let err = first_error.lock().unwrap().take();
     (all.len() as u64, errors.load(Ordering::Relaxed), err, secs, all)
 }
