@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod assertions;
 pub mod audit;
+mod batch_sql;
 pub mod codes;
 pub mod consents;
 pub mod grants;
@@ -144,8 +145,8 @@ impl Db {
                          PRAGMA mmap_size = 268435456; PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
                     )
                     .await?;
-                    conn.execute(grants::SQLITE_REDEEM_SCRATCH).await?;
-                    conn.execute(grants::SQLITE_ROTATE_SCRATCH).await?;
+                    conn.execute(batch_sql::SQLITE_REDEEM_SCRATCH).await?;
+                    conn.execute(batch_sql::SQLITE_ROTATE_SCRATCH).await?;
                     Ok(())
                 })
             })
