@@ -11,6 +11,7 @@ mod delivery;
 mod gp;
 mod journeys;
 mod notify;
+mod operations;
 mod passkeys;
 mod pds;
 mod proofing;
