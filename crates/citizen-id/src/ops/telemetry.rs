@@ -33,10 +33,27 @@ pub fn render_metrics() -> String {
     PROMETHEUS.get().and_then(|h| h.as_ref()).map(|h| h.render()).unwrap_or_default()
 }
 
-/// JSON logs to stdout, filtered by `RUST_LOG` (default `info`).
+/// Logs to stdout, filtered by `RUST_LOG` (default `info`): JSON lines in production
+/// (`json_logs`), a compact human format in the sandpit and the tests.
 pub fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.compact().try_init() };
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // An error means a subscriber is installed already (tests start several servers): keep it.
+    let _ = if json {
+        json_logs(std::io::stdout).try_init().is_ok()
+    } else {
+        tracing_subscriber::fmt().with_env_filter(log_filter()).compact().try_init().is_ok()
+    };
+}
+
+/// The production log format, written to `writer`: one JSON object per line, the event's fields
+/// at the top level and the request span's (`request_id`, `method`) under `span`.
+pub fn json_logs<W>(writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt().with_env_filter(log_filter()).json().flatten_event(true).with_writer(writer).finish()
+}
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
 }
