@@ -3,7 +3,8 @@
 
 use crate::on_both_databases;
 use crate::support::web::WebClient;
-use crate::support::{TestApp, within_one_window};
+use crate::support::flows::sign_in;
+use crate::support::{Backend, TestApp, within_one_window};
 
 async fn sign_in_attempts_are_rate_limited_per_ip(app: TestApp) {
     let mut web = WebClient::new(&app.base);
@@ -100,6 +101,9 @@ async fn responses_carry_security_headers(app: TestApp) {
     assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
     let cookie = h.get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    // On http://127.0.0.1 (development): no Secure cookie, no `__Host-` prefix, no HSTS.
+    assert!(cookie.starts_with("cid_session=") && !cookie.contains("Secure"), "{cookie}");
+    assert!(h.get("strict-transport-security").is_none());
     let html = res.text().await.unwrap();
     let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
     assert!(html.contains(&format!("nonce=\"{nonce}\"")), "scripts carry this response's nonce");
@@ -109,7 +113,63 @@ async fn responses_carry_security_headers(app: TestApp) {
     assert!(csp.contains("script-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("nonce-"), "{csp}");
 }
 
+/// Behind TLS (an https issuer): the session cookie is `Secure` with the `__Host-` prefix (so no
+/// `Domain`, and `Path=/`), and every response asks for HTTPS from then on (HSTS).
+async fn outside_localhost_cookies_are_host_only_and_secure_and_hsts_is_sent(backend: Backend) {
+    let Some(app) = TestApp::start_behind_tls_proxy(backend).await else { return };
+    let res = reqwest::Client::new().get(app.url("/signin")).send().await.unwrap();
+    let h = res.headers();
+    assert_eq!(h["strict-transport-security"], "max-age=31536000; includeSubDomains");
+    let cookie = h["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-cid_session="), "{cookie}");
+    for part in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.split("; ").any(|p| p == part), "{part} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
+    let json = reqwest::Client::new().get(app.url("/.well-known/openid-configuration")).send().await.unwrap();
+    assert_eq!(json.headers()["strict-transport-security"], "max-age=31536000; includeSubDomains");
+    let discovery: serde_json::Value = json.json().await.unwrap();
+    assert_eq!(discovery["issuer"], "https://citizen-id.example");
+}
+
+mod outside_localhost {
+    use crate::support::Backend;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::outside_localhost_cookies_are_host_only_and_secure_and_hsts_is_sent(Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::outside_localhost_cookies_are_host_only_and_secure_and_hsts_is_sent(Backend::Postgres).await
+    }
+}
+
+/// Session fixation: signing in gives the browser a new session id, and the id it had before
+/// no longer signs anyone in.
+async fn the_session_id_changes_at_sign_in(app: TestApp) {
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    web.get("/signin").await;
+    let before = web.cookie("cid_session").expect("a session cookie before sign-in");
+    let page = sign_in(&app, &mut web, &citizen).await;
+    assert_ne!(page.status, 401, "{}", page.heading());
+    let after = web.cookie("cid_session").expect("a session cookie after sign-in");
+    assert_ne!(before, after, "the session id is rotated at sign-in");
+    let settings_with = |id: String| {
+        let url = app.url("/settings");
+        async move {
+            let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+            let res = http.get(url).header("cookie", format!("cid_session={id}")).send().await.unwrap();
+            (res.status().as_u16(), res.headers().get("location").map(|l| l.to_str().unwrap().to_string()))
+        }
+    };
+    assert_eq!(settings_with(after).await.0, 200, "the new id is signed in");
+    let (status, location) = settings_with(before).await;
+    assert!(status == 303 && location.as_deref().is_some_and(|l| l.starts_with("/signin")), "the old id is not: {status} {location:?}");
+}
+
 on_both_databases!(
+    the_session_id_changes_at_sign_in,
     sign_in_attempts_are_rate_limited_per_ip,
     answers_do_not_reveal_which_emails_have_accounts,
     bad_input_gets_a_clear_error,

@@ -99,33 +99,43 @@ impl TestApp {
     }
 
     async fn start_with(backend: Backend, deliver: bool) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1", deliver).await
+        TestApp::start_at(backend, "127.0.0.1", deliver, None).await
     }
 
     /// Like `start`, but the issuer is `http://localhost:{port}` (still listening on
     /// 127.0.0.1): WebAuthn needs a secure context and a relying-party id that is a domain
     /// name, which 127.0.0.1 is not. For the passkey tests.
     pub async fn start_localhost(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "localhost", true).await
+        TestApp::start_at(backend, "localhost", true, None).await
     }
 
-    async fn start_at(backend: Backend, host: &str, deliver: bool) -> Option<TestApp> {
+    /// Like `start`, but the issuer is an https URL, as behind the TLS-terminating proxy of a
+    /// production deployment (requests still reach it over plain HTTP on 127.0.0.1): for what
+    /// changes outside localhost (`Secure` `__Host-` cookies, HSTS).
+    pub async fn start_behind_tls_proxy(backend: Backend) -> Option<TestApp> {
+        TestApp::start_at(backend, "127.0.0.1", true, Some("https://citizen-id.example")).await
+    }
+
+    async fn start_at(backend: Backend, host: &str, deliver: bool, issuer: Option<&str>) -> Option<TestApp> {
         citizen_id::ops::telemetry::init_logging(false);
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
             Backend::Postgres => postgres_database().await?,
         };
-        Some(TestApp::with_database(database_url, dir, host, deliver).await)
+        Some(TestApp::with_database(database_url, dir, host, deliver, issuer).await)
     }
 
-    async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str, deliver: bool) -> TestApp {
+    async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str, deliver: bool, issuer: Option<&str>) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{host}:{}", addr.port());
         let mut settings = sandpit::settings(base.clone(), addr, database_url, "test-secret-0123456789-0123456789".into());
         // Tests read real codes from the sink: the fixed sandpit code must not mask mistakes.
         settings.test_code = None;
+        if let Some(issuer) = issuer {
+            settings.issuer = issuer.into();
+        }
         let (der, jwk) = test_key();
         let demo = DemoPartner::from_pkcs8(sandpit::DEMO_CLIENT_ID, &der).expect("demo key");
         let sink = Arc::new(DevSink::new());

@@ -2,12 +2,16 @@
 //! it follows redirects on our own host, stops at the partner's redirect, and sends each form
 //! with the CSRF token of the page it came from.
 
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore as _, Jar};
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 
 pub struct WebClient {
     base: String,
     http: Client,
+    jar: Arc<Jar>,
     csrf: String,
 }
 
@@ -40,8 +44,17 @@ impl Page {
 
 impl WebClient {
     pub fn new(base: &str) -> WebClient {
-        let http = Client::builder().cookie_store(true).redirect(Policy::none()).build().expect("client");
-        WebClient { base: base.to_string(), http, csrf: String::new() }
+        let jar = Arc::new(Jar::default());
+        let http = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).build().expect("client");
+        WebClient { base: base.to_string(), http, jar, csrf: String::new() }
+    }
+
+    /// The value of cookie `name` as this browser would send it to the server.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let url = reqwest::Url::parse(&self.base).expect("base URL");
+        let header = self.jar.cookies(&url)?;
+        let prefix = format!("{name}=");
+        header.to_str().ok()?.split("; ").find_map(|c| c.strip_prefix(prefix.as_str()).map(String::from))
     }
 
     fn absolute(&self, path: &str) -> String {
