@@ -1,6 +1,7 @@
 //! The full authorization code flow, driven by the `openidconnect` relying-party library with
 //! private_key_jwt (Federation spec 3.1): discovery, authorize, registration and sign-in
-//! through the real forms, consent, token, ID token validation, userinfo, refresh rotation.
+//! through the real forms, consent, token, ID token validation, userinfo, refresh rotation; and
+//! the partner metadata kept through PATCH /userinfo.
 
 use openidconnect::{OAuth2TokenResponse as _, TokenResponse as _};
 
@@ -116,7 +117,49 @@ async fn concurrent_exchanges_each_get_their_own_tokens(app: TestApp) {
     }
 }
 
+/// An access token for `p` from a code asked for with `scope` by a signed-in browser.
+async fn access_token_for(app: &TestApp, p: &crate::support::TestPartner, web: &mut WebClient, scope: &str) -> String {
+    let c = code(app, web, p, &[("scope", scope)]).await;
+    let (status, tokens) = exchange(app, p, &c, &assertion(app, p)).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"].as_str().unwrap().to_string()
+}
+
+/// Spec 3.6.3: a partner granted `client_metadata` keeps a string of its own on the citizen's
+/// record through PATCH /userinfo, and reads it back in userinfo; without the scope, or with a
+/// body that is not the spec's, it is refused with the Bearer error of the right kind.
+async fn partners_keep_their_metadata_through_userinfo(app: TestApp) {
+    let p = app.partner("openid email client_metadata", &["P0.Cp.Cd"]).await;
+    let citizen = app.citizen().await;
+    let mut web = signed_in(&app, &p, &citizen).await;
+    app.state.db.save_consent(&citizen.id, &p.client_id, "openid email client_metadata", 0).await.unwrap();
+    let with_scope = access_token_for(&app, &p, &mut web, "openid email client_metadata").await;
+    let patch = |token: String, body: &'static str| {
+        let url = app.url("/userinfo");
+        async move {
+            let res = reqwest::Client::new().patch(url).bearer_auth(token).header("content-type", "application/json").body(body).send().await.unwrap();
+            let www = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+            (res.status().as_u16(), www)
+        }
+    };
+    let read = |token: String| {
+        let url = app.url("/userinfo");
+        async move { reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    assert!(read(with_scope.clone()).await.get("client_user_metadata").is_none(), "nothing stored yet");
+    assert_eq!(patch(with_scope.clone(), r#"{"client_user_metadata":"appointment-prefs:v2"}"#).await, (204, None));
+    assert_eq!(read(with_scope.clone()).await["client_user_metadata"], "appointment-prefs:v2");
+    let (status, www) = patch(with_scope.clone(), r#"{"client_user_metadata":42}"#).await;
+    assert!(status == 400 && www.as_deref().is_some_and(|w| w.contains("error=\"invalid_request\"")), "{status} {www:?}");
+    // Another grant of the same partner without the scope may read nothing of it, nor write.
+    let without = access_token_for(&app, &p, &mut web, "openid email").await;
+    let (status, www) = patch(without.clone(), r#"{"client_user_metadata":"x"}"#).await;
+    assert!(status == 403 && www.as_deref().is_some_and(|w| w.contains("error=\"insufficient_scope\"")), "{status} {www:?}");
+    assert_eq!(read(with_scope).await["client_user_metadata"], "appointment-prefs:v2", "the refused write changed nothing");
+}
+
 on_both_databases!(
+    partners_keep_their_metadata_through_userinfo,
     full_code_flow_with_a_real_relying_party,
     single_sign_on_across_partners,
     concurrent_exchanges_each_get_their_own_tokens
