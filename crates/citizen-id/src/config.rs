@@ -95,7 +95,13 @@ pub struct Settings {
     pub pds_base_url: Option<String>,
     /// The GP linkage (IDS68 NL01) service base URL.
     pub gp_base_url: Option<String>,
+    /// How often each process re-reads the signing keys, to pick up a rotation made elsewhere.
+    /// A rotation publishes its new key `KEY_PUBLISH_AHEAD` before it signs: several of these.
+    pub key_refresh: std::time::Duration,
 }
+
+/// The default for `Settings::key_refresh`.
+pub const KEY_REFRESH: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl Settings {
     /// Cookies get `Secure` and the `__Host-` prefix whenever the issuer is https.
@@ -185,6 +191,7 @@ impl FileConfig {
             test_code: None,
             pds_base_url: self.pds_base_url,
             gp_base_url: self.gp_base_url,
+            key_refresh: KEY_REFRESH,
         })
     }
 }

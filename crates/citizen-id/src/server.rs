@@ -70,6 +70,16 @@ pub async fn start_simulators() -> anyhow::Result<(String, String)> {
 pub async fn start(state: AppState, listener: TcpListener, provider: Arc<dyn NotificationProvider>, poll: Option<Duration>) -> anyhow::Result<Running> {
     telemetry::init_metrics();
     let addr = listener.local_addr()?;
+    // Key rotations made by the CLI or another instance reach this process without a restart.
+    let keys = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(keys.settings.key_refresh).await;
+            if let Err(e) = keys.keys.reload(&keys.db, &keys.kek).await {
+                tracing::warn!(error = %e, "signing key reload failed");
+            }
+        }
+    });
     if let Some(poll) = poll {
         delivery::spawn_workers(state.clone(), provider, poll);
     }

@@ -61,6 +61,7 @@ pub fn settings(issuer: String, listen: SocketAddr, database_url: String, secret
         test_code: Some(TEST_CODE.to_string()),
         pds_base_url: None,
         gp_base_url: None,
+        key_refresh: crate::config::KEY_REFRESH,
     }
 }
 

@@ -1,9 +1,12 @@
 //! The token signing key ring: RS512 (the reference's only algorithm) with RSA-2048 keys.
 //!
 //! Keys are generated here, stored sealed (`store::keys`), and cached in memory parsed, so a
-//! signature costs one RSA operation and nothing else. Rotation makes a new key the signer at
-//! once; the old key stays in JWKS until every token it signed has expired (the ID token
-//! lifetime), so partners never see a signature they cannot check.
+//! signature costs one RSA operation and nothing else. Every serving process re-reads the keys
+//! every few seconds (`server::start`), so a rotation by the CLI or by another instance reaches it
+//! without a restart. Rotation publishes the new key first and makes it the signer later
+//! (`signs_from`): by then every instance serves it in JWKS, so no partner meets a `kid` it
+//! cannot find. The old key signs until then, and stays in JWKS until every token it signed has
+//! expired (the ID token lifetime).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,6 +25,9 @@ use crate::store::{Db, StoreResult};
 
 struct LoadedKey {
     kid: String,
+    signs_from: i64,
+    /// When it stops signing (a retired key stays published, to verify what it signed).
+    signs_until: Option<i64>,
     /// `None` for a retired key: it only verifies.
     signer: Option<KeyPair>,
     /// Parsed once: building the RSA key (and its Montgomery context) per verification would
@@ -36,7 +42,14 @@ pub struct KeyRing {
     keys: Arc<RwLock<Vec<Arc<LoadedKey>>>>,
     /// Tokens already verified by `verify_cached`, by SHA-256 of the whole token.
     verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
+    /// What the last reload read, to skip a reload that would change nothing (and keep the
+    /// verdicts).
+    loaded_from: Arc<Mutex<Vec<KeyWindow>>>,
 }
+
+/// A stored key as far as the ring cares: its kid, when it signs from and until, and until when
+/// it is published.
+type KeyWindow = (String, i64, Option<i64>, Option<i64>);
 
 /// The claims of a token whose signature has been checked, and when it stops mattering.
 struct Verified {
@@ -67,33 +80,40 @@ fn sealing_context(kid: &str) -> String {
 impl KeyRing {
     /// Loads the published keys; creates the first key when there is none.
     pub async fn load(db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<KeyRing> {
-        let ring = KeyRing { keys: Arc::new(RwLock::new(Vec::new())), verified: Arc::default() };
+        let ring = KeyRing { keys: Arc::new(RwLock::new(Vec::new())), verified: Arc::default(), loaded_from: Arc::default() };
         ring.reload(db, kek).await?;
         if ring.current_kid().is_none() {
-            generate_key(db, kek).await?;
+            generate_key(db, kek, clock::now_ms()).await?;
             ring.reload(db, kek).await?;
         }
         Ok(ring)
     }
 
-    /// Re-reads keys from the database (after a rotation by the CLI or another instance).
+    /// Re-reads keys from the database (after a rotation by the CLI or another instance); does
+    /// nothing when they are as last read.
     pub async fn reload(&self, db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<()> {
-        let records = db.published_signing_keys(clock::now_ms()).await?;
+        let now = clock::now_ms();
+        let records = db.published_signing_keys(now).await?;
+        let read: Vec<_> = records.iter().map(|r| (r.kid.clone(), r.signs_from, r.retired_at, r.publish_until)).collect();
+        if *self.loaded_from.lock().expect("key ring lock") == read {
+            return Ok(());
+        }
         let mut loaded = Vec::with_capacity(records.len());
         for r in records {
             let jwk: Value = serde_json::from_str(&r.public_jwk)?;
             let verifier = components_from_jwk(&jwk)
                 .and_then(|c| c.to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA512).ok())
                 .ok_or_else(|| anyhow::anyhow!("stored JWK {} is malformed", r.kid))?;
-            let signer = if r.retired_at.is_none() {
+            let signer = if r.retired_at.is_none_or(|at| at > now) {
                 let der = kek.open(&sealing_context(&r.kid), &r.sealed_private_key)?;
                 Some(KeyPair::from_pkcs8(&der).map_err(|e| anyhow::anyhow!("signing key {}: {e}", r.kid))?)
             } else {
                 None
             };
-            loaded.push(Arc::new(LoadedKey { kid: r.kid, signer, verifier, jwk }));
+            loaded.push(Arc::new(LoadedKey { kid: r.kid, signs_from: r.signs_from, signs_until: r.retired_at, signer, verifier, jwk }));
         }
         *self.keys.write().expect("key ring lock") = loaded;
+        *self.loaded_from.lock().expect("key ring lock") = read;
         // A key withdrawn from the ring takes its tokens' verdicts with it.
         self.verified.lock().expect("verified cache lock").clear();
         Ok(())
@@ -103,8 +123,14 @@ impl KeyRing {
         self.current().map(|k| k.kid.clone())
     }
 
+    /// The key that signs now: the one that began signing last among those signing now (the
+    /// keys are held newest first). Should none be in its window (a clock stepped back), the
+    /// newest key able to sign: a token is never refused for want of a key.
     fn current(&self) -> Option<Arc<LoadedKey>> {
-        self.keys.read().expect("key ring lock").iter().find(|k| k.signer.is_some()).cloned()
+        let now = clock::now_ms();
+        let keys = self.keys.read().expect("key ring lock");
+        let can_sign = |k: &&Arc<LoadedKey>| k.signer.is_some() && k.signs_until.is_none_or(|until| until > now);
+        keys.iter().filter(can_sign).find(|k| k.signs_from <= now).or_else(|| keys.iter().find(can_sign)).cloned()
     }
 
     /// The JWKS document: every published key's public half.
@@ -213,8 +239,9 @@ pub fn components_from_jwk(jwk: &Value) -> Option<PublicKeyComponents<Vec<u8>>> 
     Some(PublicKeyComponents { n, e })
 }
 
-/// Generates a new RSA-2048 signing key and stores it; returns its `kid`.
-pub async fn generate_key(db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<String> {
+/// Generates a new RSA-2048 signing key that signs from `signs_from` and stores it; returns its
+/// `kid`.
+pub async fn generate_key(db: &Db, kek: &KeyEncryptionKey, signs_from: i64) -> anyhow::Result<String> {
     // RSA key generation takes tens of milliseconds: keep it off the async workers.
     let (der, public) = tokio::task::spawn_blocking(|| -> anyhow::Result<_> {
         let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
@@ -230,6 +257,7 @@ pub async fn generate_key(db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<Str
         sealed_private_key: sealed,
         public_jwk: jwk.to_string(),
         created_at: clock::now_ms(),
+        signs_from,
         retired_at: None,
         publish_until: None,
     })
@@ -237,12 +265,14 @@ pub async fn generate_key(db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<Str
     Ok(kid)
 }
 
-/// Rotation: a new key signs from now on; older keys stay published for `overlap_ms`.
-pub async fn rotate(db: &Db, kek: &KeyEncryptionKey, overlap_ms: i64) -> anyhow::Result<String> {
-    let kid = generate_key(db, kek).await?;
-    let now = clock::now_ms();
-    db.retire_signing_keys_except(&kid, now, now + overlap_ms).await?;
-    Ok(kid)
+/// Rotation: a new key is published now and signs from `publish_ahead_ms` later, when the older
+/// keys stop signing; they stay published `overlap_ms` more. Returns the new `kid` and when it
+/// signs from.
+pub async fn rotate(db: &Db, kek: &KeyEncryptionKey, publish_ahead_ms: i64, overlap_ms: i64) -> anyhow::Result<(String, i64)> {
+    let switch = clock::now_ms() + publish_ahead_ms;
+    let kid = generate_key(db, kek, switch).await?;
+    db.retire_signing_keys_except(&kid, switch, switch + overlap_ms).await?;
+    Ok((kid, switch))
 }
 
 /// Every key still published, for `citizen-id keys list`.
@@ -268,9 +298,35 @@ mod tests {
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         assert!(ring.verify_cached(std::str::from_utf8(&tampered).unwrap()).is_err());
+        // A reload that finds the keys as they were keeps the verdicts.
+        ring.reload(&db, &kek).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &ring.verify_cached(&token).unwrap()));
         // The signing key is withdrawn at once (no overlap): its tokens stop verifying, cached or not.
-        rotate(&db, &kek, -1).await.unwrap();
+        rotate(&db, &kek, 0, -1).await.unwrap();
         ring.reload(&db, &kek).await.unwrap();
         assert!(matches!(ring.verify_cached(&token), Err(JwtError::UnknownKey)));
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_is_published_before_it_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display())).await.unwrap();
+        let kek = KeyEncryptionKey::from_secret(&"k".repeat(40));
+        let ring = KeyRing::load(&db, &kek).await.unwrap();
+        let old = ring.current_kid().unwrap();
+        let (new, signs_from) = rotate(&db, &kek, 60_000, 3_600_000).await.unwrap();
+        assert!(signs_from > clock::now_ms());
+        ring.reload(&db, &kek).await.unwrap();
+        let kids = |ring: &KeyRing| -> Vec<String> { ring.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect() };
+        assert_eq!(kids(&ring), [new.clone(), old.clone()], "both published, the new one first");
+        assert_eq!(ring.current_kid().as_deref(), Some(old.as_str()), "the old key signs until the new one's time");
+        let token = ring.sign(&json!({ "sub": "a" })).unwrap();
+        assert_eq!(split_jws(&token).unwrap().0["kid"], old.as_str());
+        // Rotated again at once: the newest key signs now, and the one that never signed stays
+        // published (as the first does) until its overlap ends.
+        let (newest, _) = rotate(&db, &kek, 0, 3_600_000).await.unwrap();
+        ring.reload(&db, &kek).await.unwrap();
+        assert_eq!(ring.current_kid().as_deref(), Some(newest.as_str()));
+        assert_eq!(kids(&ring).len(), 3);
     }
 }

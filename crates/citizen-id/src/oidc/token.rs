@@ -530,6 +530,7 @@ pub(crate) mod tests {
             test_code: None,
             pds_base_url: None,
             gp_base_url: None,
+            key_refresh: crate::config::KEY_REFRESH,
         }
     }
 

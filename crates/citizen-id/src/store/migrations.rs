@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_audit_erasure"),
     migration!(6, "0006_id_token_on_code"),
     migration!(7, "0007_sliding_rate_limits"),
+    migration!(8, "0008_key_signs_from"),
 ];
 
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {

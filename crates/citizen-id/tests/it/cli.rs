@@ -55,13 +55,23 @@ fn operators_manage_partners_and_keys() {
     let (ok, _, err) = citizen_id(&["partner", "add", "--data-dir", d, "--name", "Bad", "--redirect-uri", "http://gp.example/cb", "--public-key", key, "--vtr", "P9.Cp.Cd"]);
     assert!(!ok && err.contains("redirect URI"), "plain http is refused: {err}");
 
-    let (ok, _, _) = citizen_id(&["keys", "rotate", "--data-dir", d]);
-    assert!(ok);
-    let (ok, _, _) = citizen_id(&["keys", "rotate", "--data-dir", d]);
-    assert!(ok);
+    for _ in 0..2 {
+        let (ok, _, err) = citizen_id(&["keys", "rotate", "--publish-ahead", "0", "--data-dir", d]);
+        assert!(ok, "{err}");
+    }
     let (_, keys, _) = citizen_id(&["keys", "list", "--data-dir", d]);
     assert_eq!(keys.lines().filter(|l| l.ends_with("signing")).count(), 1, "{keys}");
     assert_eq!(keys.lines().filter(|l| l.contains("retired")).count(), 1, "the old key stays published: {keys}");
+    // By default the new key is published two minutes before it signs, the current key signing
+    // until then.
+    let (ok, rotated, _) = citizen_id(&["keys", "rotate", "--data-dir", d]);
+    assert!(ok && rotated.contains("published now, signs from"), "{rotated}");
+    let new_kid = rotated.split('\t').next().unwrap().to_string();
+    let (_, keys, _) = citizen_id(&["keys", "list", "--data-dir", d]);
+    let line_of = |kid: &str| keys.lines().find(|l| l.starts_with(kid)).unwrap_or_else(|| panic!("{kid} not listed: {keys}")).to_string();
+    assert!(line_of(&new_kid).contains("published, signs from"), "{keys}");
+    assert_eq!(keys.lines().filter(|l| l.contains("signing until")).count(), 1, "{keys}");
+    assert_eq!(keys.lines().filter(|l| l.contains("retired")).count(), 1, "{keys}");
 
     let (ok, _, _) = citizen_id(&["partner", "remove", "--data-dir", d, &client_id]);
     assert!(ok);

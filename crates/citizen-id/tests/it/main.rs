@@ -10,6 +10,7 @@ mod cli;
 mod delivery;
 mod gp;
 mod journeys;
+mod key_rotation;
 mod notify;
 mod operations;
 mod passkeys;

@@ -136,6 +136,8 @@ impl TestApp {
         if let Some(issuer) = issuer {
             settings.issuer = issuer.into();
         }
+        // Key rotations by the CLI reach the server within a test's patience.
+        settings.key_refresh = Duration::from_millis(100);
         let (der, jwk) = test_key();
         let demo = DemoPartner::from_pkcs8(sandpit::DEMO_CLIENT_ID, &der).expect("demo key");
         let sink = Arc::new(DevSink::new());
