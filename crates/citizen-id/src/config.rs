@@ -199,3 +199,33 @@ impl FileConfig {
 fn is_local(url: &str) -> bool {
     ["http://localhost", "http://127.0.0.1", "http://[::1]"].iter().any(|p| url.starts_with(p))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete() -> FileConfig {
+        FileConfig {
+            issuer: Some("https://auth.example.org/".into()),
+            database_url: Some("postgres://db.example/cid".into()),
+            key_encryption_secret: Some("s".repeat(32)),
+            ..FileConfig::default()
+        }
+    }
+
+    #[test]
+    fn production_needs_each_secret_and_never_takes_the_test_code() {
+        let settings = complete().into_production().unwrap();
+        assert_eq!((settings.mode, settings.issuer.as_str(), settings.test_code), (Mode::Production, "https://auth.example.org", None));
+        let missing = |edit: fn(&mut FileConfig)| {
+            let mut cfg = complete();
+            edit(&mut cfg);
+            cfg.into_production().unwrap_err().to_string()
+        };
+        assert!(missing(|c| c.issuer = None).contains("an issuer URL is required"));
+        assert!(missing(|c| c.issuer = Some("http://auth.example.org".into())).contains("must be an https URL"));
+        assert!(missing(|c| c.database_url = None).contains("a database URL is required"));
+        assert!(missing(|c| c.key_encryption_secret = None).contains("a key-encryption secret is required"));
+        assert!(missing(|c| c.key_encryption_secret = Some("short".into())).contains("at least 32 characters"));
+    }
+}

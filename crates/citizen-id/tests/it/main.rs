@@ -20,6 +20,7 @@ mod protocol_errors;
 mod protocol_flow;
 mod redemption_batches;
 mod rotation_batches;
+mod sandpit;
 mod security;
 mod settings;
 mod storage;
