@@ -47,6 +47,50 @@ async fn wrong_codes_lock_the_account_and_codes_expire(app: TestApp) {
     assert_eq!(page.heading(), "Your account is locked");
 }
 
+/// One-time codes (issue item 6): stored as keyed hashes, never as the code; valid for 10
+/// minutes; single use; and at most 5 sent per account per hour, the sixth refused.
+async fn codes_are_hashed_single_use_and_capped_per_hour(app: TestApp) {
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    web.get("/signin").await;
+    web.post("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await;
+    let first = app.next_code(&citizen.mobile).await;
+    let (hash, created, expires): (String, i64, i64) =
+        sqlx::query_as("SELECT code_hash, created_at, expires_at FROM one_time_codes WHERE subject = $1 AND purpose = 'sign-in'")
+            .bind(&citizen.id)
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+    assert!(!hash.contains(&first) && hash.len() >= 43, "stored as a keyed hash, not the code: {hash}");
+    assert_eq!(expires - created, 10 * 60 * 1000, "valid for 10 minutes");
+    let page = web.post("/signin/code", &[("code", &first)]).await;
+    assert_ne!(page.heading(), "Enter the security code", "the right code signs in");
+
+    // Another browser signs in: the used code is worth nothing there.
+    let mut other = WebClient::new(&app.base);
+    other.get("/signin").await;
+    other.post("/signin", &[("email", &citizen.email), ("password", &citizen.password)]).await;
+    let second = app.next_code(&citizen.mobile).await;
+    if second != first {
+        let page = other.post("/signin/code", &[("code", &first)]).await;
+        assert!(page.heading() == "Enter the security code" && page.contains("You have 4 more tries"), "a used code is refused");
+    }
+    // Two codes sent this hour; three more may be, then no more.
+    for _ in 0..3 {
+        let page = other.get("/signin/code/resend").await;
+        assert_eq!(page.heading(), "Enter the security code");
+        app.next_code(&citizen.mobile).await;
+    }
+    let page = other.get("/signin/code/resend").await;
+    assert_eq!((page.status.as_u16(), page.heading().as_str()), (429, "Too many attempts"));
+    let sent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM one_time_codes WHERE subject = $1 AND purpose = 'sign-in'")
+        .bind(&citizen.id)
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(sent, 5);
+}
+
 async fn declined_consent_returns_access_denied(app: TestApp) {
     let p = app.partner("openid email", &["P0.Cp.Cd"]).await;
     let citizen = app.citizen().await;
@@ -115,6 +159,7 @@ async fn remembered_browser_skips_the_sms_code(app: TestApp) {
 }
 
 on_both_databases!(
+    codes_are_hashed_single_use_and_capped_per_hour,
     wrong_passwords_lock_the_account,
     wrong_codes_lock_the_account_and_codes_expire,
     declined_consent_returns_access_denied,

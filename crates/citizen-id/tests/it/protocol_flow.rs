@@ -117,6 +117,31 @@ async fn concurrent_exchanges_each_get_their_own_tokens(app: TestApp) {
     }
 }
 
+/// The reference's lifetimes (spec 4.4): code 10 minutes, access token 5 minutes, ID token 60
+/// minutes, refresh token 30 days, as issued and as stored.
+async fn tokens_live_as_the_reference_says(app: TestApp) {
+    let p = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    let citizen = app.citizen().await;
+    let mut web = signed_in(&app, &p, &citizen).await;
+    let c = code(&app, &mut web, &p, &[]).await;
+    let (code_ttl,): (i64,) = sqlx::query_as("SELECT c.expires_at - g.created_at FROM authorization_codes c JOIN grants g ON g.id = c.grant_id")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(code_ttl, 10 * 60 * 1000, "code");
+    let (status, tokens) = exchange(&app, &p, &c, &assertion(&app, &p)).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["expires_in"], 300);
+    let lifetime = |jwt: &str| {
+        let claims = citizen_id::oidc::keys::split_jws(jwt).unwrap().1;
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap()
+    };
+    assert_eq!(lifetime(tokens["access_token"].as_str().unwrap()), 5 * 60, "access token");
+    assert_eq!(lifetime(tokens["id_token"].as_str().unwrap()), 60 * 60, "ID token");
+    let (refresh_ttl,): (i64,) = sqlx::query_as("SELECT expires_at - created_at FROM refresh_tokens").fetch_one(app.state.db.pool()).await.unwrap();
+    assert_eq!(refresh_ttl, 30 * 24 * 3600 * 1000, "refresh token");
+}
+
 /// An access token for `p` from a code asked for with `scope` by a signed-in browser.
 async fn access_token_for(app: &TestApp, p: &crate::support::TestPartner, web: &mut WebClient, scope: &str) -> String {
     let c = code(app, web, p, &[("scope", scope)]).await;
@@ -159,6 +184,7 @@ async fn partners_keep_their_metadata_through_userinfo(app: TestApp) {
 }
 
 on_both_databases!(
+    tokens_live_as_the_reference_says,
     partners_keep_their_metadata_through_userinfo,
     full_code_flow_with_a_real_relying_party,
     single_sign_on_across_partners,
