@@ -75,6 +75,8 @@ impl WebClient {
             }
             let status = res.status();
             let html = res.text().await.unwrap_or_default();
+            let problems = form_problems(&html);
+            assert!(problems.is_empty(), "{url}: {problems:#?}");
             if let Some(token) = html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()) {
                 self.csrf = token.to_string();
             }
@@ -101,4 +103,82 @@ impl WebClient {
         let res = self.http.post(self.absolute(path)).header("content-type", content_type).body(body).send().await.expect("POST");
         self.follow(res).await
     }
+}
+
+/// What every page's forms must have (issue items 4 and 6), checked on every page a test walks
+/// through: each POST form carries its CSRF token; each field a citizen fills in has an id, a
+/// visible `<label for>` and an `autocomplete` token (WCAG 1.3.5), and the fields whose purpose
+/// WCAG names have the token for it.
+pub fn form_problems(html: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for form in tags(html, "<form") {
+        let post = attr(form, "method").is_some_and(|m| m.eq_ignore_ascii_case("post"));
+        // The sample partner (`/demo`) is a partner's page, not ours: its button starts a sign-in.
+        let ours = attr(form, "action") != Some("/demo/start");
+        let body = &html[html.find(form).unwrap_or(0)..];
+        let body = &body[..body.find("</form>").unwrap_or(body.len())];
+        if post && ours && !body.contains("name=\"csrf_token\"") {
+            problems.push(format!("a POST form without a CSRF token: {form}"));
+        }
+    }
+    for input in tags(html, "<input") {
+        let kind = attr(input, "type").unwrap_or("text");
+        if matches!(kind, "hidden" | "submit" | "button" | "checkbox" | "radio") {
+            continue;
+        }
+        let (Some(id), Some(name)) = (attr(input, "id"), attr(input, "name")) else {
+            problems.push(format!("a field without an id or a name: {input}"));
+            continue;
+        };
+        if !html.contains(&format!("for=\"{id}\"")) {
+            problems.push(format!("{name}: no <label for=\"{id}\">"));
+        }
+        let Some(token) = attr(input, "autocomplete") else {
+            problems.push(format!("{name}: no autocomplete token"));
+            continue;
+        };
+        let expected: &[&str] = match name {
+            "email" => &["email", "username webauthn"],
+            "password" => &["current-password", "new-password"],
+            "confirm" => &["new-password"],
+            "current" => &["current-password"],
+            "code" => &["one-time-code"],
+            "mobile" | "landline" => &["tel"],
+            "given_name" => &["given-name"],
+            "family_name" => &["family-name"],
+            "postcode" => &["postal-code"],
+            "dob_day" => &["bday-day"],
+            "dob_month" => &["bday-month"],
+            "dob_year" => &["bday-year"],
+            _ => &[],
+        };
+        if !expected.is_empty() && !expected.contains(&token) {
+            problems.push(format!("{name}: autocomplete=\"{token}\", expected one of {expected:?}"));
+        }
+    }
+    problems
+}
+
+/// The opening tags in `html` that start with `start` (e.g. `<input`), each up to its `>`.
+fn tags<'h>(html: &'h str, start: &str) -> Vec<&'h str> {
+    html.match_indices(start)
+        .filter(|(i, _)| html[i + start.len()..].starts_with([' ', '>', '\n']))
+        .filter_map(|(i, _)| html[i..].find('>').map(|end| &html[i..=i + end]))
+        .collect()
+}
+
+/// The value of attribute `name` in an opening tag.
+fn attr<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    tag[start..].find('"').map(|end| &tag[start..start + end])
+}
+
+#[test]
+fn form_problems_are_found() {
+    let good = r#"<form method="post" action="/x"><input type="hidden" name="csrf_token" value="t"><label for="email">Email</label><input id="email" name="email" type="email" autocomplete="email"></form>"#;
+    assert!(form_problems(good).is_empty(), "{:?}", form_problems(good));
+    let bad = r#"<form method="post" action="/x"><input id="code" name="code" autocomplete="off"><input id="mobile" name="mobile"></form>"#;
+    let problems = form_problems(bad);
+    assert_eq!(problems.len(), 5, "{problems:#?}");
 }
