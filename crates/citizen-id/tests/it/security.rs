@@ -168,7 +168,33 @@ async fn the_session_id_changes_at_sign_in(app: TestApp) {
     assert!(status == 303 && location.as_deref().is_some_and(|l| l.starts_with("/signin")), "the old id is not: {status} {location:?}");
 }
 
+/// CSRF (issue item 6): a form posted with the citizen's session cookie but not the session's
+/// token, as a forged cross-site post would be, is refused on every form route and changes
+/// nothing: the citizen is still signed in, with the same details, afterwards.
+async fn every_form_refuses_a_post_without_its_token(app: TestApp) {
+    let citizen = app.citizen().await;
+    let mut web = WebClient::new(&app.base);
+    sign_in(&app, &mut web, &citizen).await;
+    let routes = [
+        "/signin", "/signin/code", "/sign-out", "/register", "/register/email-code", "/register/password", "/register/mobile",
+        "/register/mobile-code", "/register/passkey-instead", "/forgot-password", "/forgot-password/code", "/forgot-password/sms-code",
+        "/forgot-password/new-password", "/account/passkeys/remove", "/account/password/remove", "/consent", "/prove-identity/details",
+        "/prove-identity/gp", "/prove-identity/mobile", "/settings/email", "/settings/email/code", "/settings/mobile",
+        "/settings/mobile/code", "/settings/landline", "/settings/password", "/settings/services/withdraw",
+        "/settings/sign-out-everywhere", "/settings/delete",
+    ];
+    let forged = format!("csrf_token=forged&email=attacker%40example.com&password={}&confirm=x&mobile=07700900999&code=123456", citizen.password);
+    for route in routes {
+        let page = web.post_raw(route, "application/x-www-form-urlencoded", forged.clone().into_bytes()).await;
+        assert_eq!((page.status.as_u16(), page.heading().as_str()), (403, "Your session has expired"), "{route}");
+    }
+    assert_eq!(web.get("/settings").await.status, 200, "still signed in: the sign-out forms did nothing");
+    let account = app.state.db.account(&citizen.id).await.unwrap().expect("the account is still there");
+    assert_eq!((account.email.as_str(), account.mobile.as_deref()), (citizen.email.as_str(), Some(citizen.mobile.as_str())));
+}
+
 on_both_databases!(
+    every_form_refuses_a_post_without_its_token,
     the_session_id_changes_at_sign_in,
     sign_in_attempts_are_rate_limited_per_ip,
     answers_do_not_reveal_which_emails_have_accounts,
