@@ -91,6 +91,45 @@ async fn codes_are_hashed_single_use_and_capped_per_hour(app: TestApp) {
     assert_eq!(sent, 5);
 }
 
+/// Single sign-on within the session limits (30 minutes idle, 12 hours in all): past either, a
+/// partner's `prompt=none` gets `sso_login_required` and a plain request the sign-in page; and
+/// signing out ends the session, so its cookie no longer signs anyone in.
+async fn single_sign_on_ends_at_the_session_limits_and_at_sign_out(app: TestApp) {
+    let p = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    let citizen = app.citizen().await;
+    let silent = authorize_url(&app, &p, &[("prompt", "none")]);
+    for limit in ["idle_expires_at", "expires_at"] {
+        let mut web = crate::support::protocol::signed_in(&app, &p, &citizen).await;
+        let page = web.get(&silent).await;
+        assert!(page.param("code").is_some(), "{limit}: a live session signs in silently");
+        let (created, idle, absolute): (i64, i64, i64) =
+            sqlx::query_as("SELECT created_at, idle_expires_at, expires_at FROM sessions WHERE account_id = $1 ORDER BY created_at DESC")
+                .bind(&citizen.id)
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap();
+        assert!(idle - citizen_id::clock::now_ms() <= 30 * 60 * 1000 && absolute - created == 12 * 3600 * 1000, "the reference's limits");
+        // The limit passes (the idle one first, then, with a fresh session, the absolute one).
+        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE sessions SET {limit} = 1 WHERE account_id = $1")))
+            .bind(&citizen.id)
+            .execute(app.state.db.pool())
+            .await
+            .unwrap();
+        let page = web.get(&silent).await;
+        assert_eq!(page.param("error").as_deref(), Some("sso_login_required"), "{limit}");
+        assert_eq!(web.get(&authorize_url(&app, &p, &[])).await.heading(), "Sign in", "{limit}");
+    }
+
+    let mut web = crate::support::protocol::signed_in(&app, &p, &citizen).await;
+    let cookie = web.cookie("cid_session").unwrap();
+    assert_eq!(web.post("/sign-out", &[]).await.heading(), "You have signed out");
+    let page = web.get(&silent).await;
+    assert_eq!(page.param("error").as_deref(), Some("sso_login_required"), "signed out");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let res = http.get(app.url("/settings")).header("cookie", format!("cid_session={cookie}")).send().await.unwrap();
+    assert_eq!(res.status(), 303, "the signed-out session's cookie signs nobody in");
+}
+
 async fn declined_consent_returns_access_denied(app: TestApp) {
     let p = app.partner("openid email", &["P0.Cp.Cd"]).await;
     let citizen = app.citizen().await;
@@ -159,6 +198,7 @@ async fn remembered_browser_skips_the_sms_code(app: TestApp) {
 }
 
 on_both_databases!(
+    single_sign_on_ends_at_the_session_limits_and_at_sign_out,
     codes_are_hashed_single_use_and_capped_per_hour,
     wrong_passwords_lock_the_account,
     wrong_codes_lock_the_account_and_codes_expire,
