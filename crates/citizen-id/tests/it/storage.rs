@@ -1,4 +1,5 @@
-//! Storage promises: one schema in two dialects, and a tamper-evident audit trail.
+//! Storage promises: one schema in two dialects, a tamper-evident audit trail, signing keys sealed
+//! at rest, rate-limit windows.
 
 use crate::on_both_databases;
 use crate::support::TestApp;
@@ -25,7 +26,21 @@ async fn the_audit_trail_detects_tampering(app: TestApp) {
     assert!(app.state.db.verify_audit_chain().await.unwrap().is_some(), "an edited row breaks the chain");
 }
 
-on_both_databases!(the_audit_trail_detects_tampering);
+/// Signing keys at rest (issue item 6): the stored private half is AES-GCM sealed under the
+/// key-encryption secret, bound to its kid: no PKCS#8 in the clear, and neither another secret
+/// nor another key's context opens it.
+async fn signing_keys_are_sealed_at_rest(app: TestApp) {
+    use citizen_id::crypto::KeyEncryptionKey;
+    let (kid, stored): (String, String) = sqlx::query_as("SELECT kid, private_key FROM signing_keys").fetch_one(app.state.db.pool()).await.unwrap();
+    assert!(stored.starts_with("v1.") && !stored.contains("MII") && !stored.contains("PRIVATE KEY"), "sealed, not PKCS#8: {}", &stored[..20]);
+    let context = format!("signing_keys:{kid}");
+    let der = app.state.kek.open(&context, &stored).expect("the server's secret opens it");
+    assert_eq!(der[0], 0x30, "a DER sequence inside");
+    assert!(KeyEncryptionKey::from_secret(&"another-secret-".repeat(3)).open(&context, &stored).is_err());
+    assert!(app.state.kek.open("signing_keys:another-kid", &stored).is_err(), "bound to its kid");
+}
+
+on_both_databases!(the_audit_trail_detects_tampering, signing_keys_are_sealed_at_rest);
 
 /// A rate-limit bucket keeps the window before the current one (the sliding count), forgets
 /// windows further back, and counts every one of many hits made at once.
