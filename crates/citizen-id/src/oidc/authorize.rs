@@ -306,6 +306,12 @@ mod tests {
         assert_eq!(req.scope, "openid email");
         assert_eq!(req.prompt, Prompt::Default);
         assert!(req.allow_registration);
+        // Spec Table 1's display values: `page` (also the default) and `touch`.
+        assert_eq!(req.display, Display::Page);
+        for (value, want) in [("page", Display::Page), ("touch", Display::Touch)] {
+            let (req, _) = parse(params(&[("display", value)]), |_| Some(partner())).unwrap();
+            assert_eq!(req.display, want, "display={value}");
+        }
     }
 
     #[test]

@@ -54,6 +54,21 @@ fn operators_manage_partners_and_keys() {
 
     let (ok, _, err) = citizen_id(&["partner", "add", "--data-dir", d, "--name", "Bad", "--redirect-uri", "http://gp.example/cb", "--public-key", key, "--vtr", "P9.Cp.Cd"]);
     assert!(!ok && err.contains("redirect URI"), "plain http is refused: {err}");
+    // http only for a developer's own machine; at most 10 redirect URIs; a chosen client_id.
+    let (ok, out, err) = citizen_id(&[
+        "partner", "add", "--data-dir", d, "--name", "Local dev", "--redirect-uri", "http://localhost:3000/cb", "--public-key", key,
+        "--vtr", "P0.Cp.Cd", "--client-id", "local-dev-app",
+    ]);
+    assert!(ok && out.trim() == "local-dev-app", "{out} {err}");
+    let uris: Vec<String> = (0..11).map(|i| format!("https://gp.example/cb{i}")).collect();
+    let mut args = vec!["partner", "add", "--data-dir", d, "--name", "Too many", "--public-key", key, "--vtr", "P9.Cp.Cd"];
+    for uri in &uris {
+        args.extend(["--redirect-uri", uri.as_str()]);
+    }
+    let (ok, _, err) = citizen_id(&args);
+    assert!(!ok && err.contains("between 1 and 10"), "eleven redirect URIs are refused: {err}");
+    let (_, listed, _) = citizen_id(&["partner", "list", "--data-dir", d]);
+    assert!(!listed.contains("Too many"), "nothing half-made: {listed}");
 
     for _ in 0..2 {
         let (ok, _, err) = citizen_id(&["keys", "rotate", "--publish-ahead", "0", "--data-dir", d]);
