@@ -125,17 +125,17 @@ pub async fn run(args: SandpitArgs) -> anyhow::Result<()> {
     let state = AppState::build(settings, integrations).await?;
     ensure_demo_partner(&state, &der, &jwk).await?;
     let running = crate::server::start(state, listener, sink, Some(Duration::from_millis(200))).await?;
-    println!();
-    println!("  Citizen ID sandpit is running.");
-    println!();
-    println!("  Open:               {issuer}/");
-    println!("  Sample partner:     {issuer}/demo");
-    println!("  Messages sent:      {issuer}/dev/messages");
-    println!("  Discovery:          {issuer}/.well-known/openid-configuration");
-    println!("  Test security code: {TEST_CODE}");
-    println!("  PDS simulator:      {pds_url}   GP simulator: {gp_url}");
-    println!("  Data:               {}", args.data_dir.display());
-    println!();
+    // Written, not `println!`ed: a closed stdout (`citizen-id sandpit | head`) must not stop
+    // the server, and `println!` panics when it cannot write.
+    let banner = format!(
+        "\n  Citizen ID sandpit is running.\n\n  Open:               {issuer}/\n  Sample partner:     {issuer}/demo\n  \
+         Messages sent:      {issuer}/dev/messages\n  Discovery:          {issuer}/.well-known/openid-configuration\n  \
+         Test security code: {TEST_CODE}\n  PDS simulator:      {pds_url}   GP simulator: {gp_url}\n  Data:               {}\n\n",
+        args.data_dir.display()
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut stdout, banner.as_bytes()).and_then(|()| std::io::Write::flush(&mut stdout));
+    drop(stdout);
     running.task.await?;
     Ok(())
 }

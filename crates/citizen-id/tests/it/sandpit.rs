@@ -30,19 +30,22 @@ async fn start(data_dir: &std::path::Path) -> (Sandpit, String) {
         .expect("run citizen-id sandpit");
     let stdout = child.stdout.take().unwrap();
     let sandpit = Sandpit(child);
-    let banner = tokio::task::spawn_blocking(move || {
+    // The banner comes back through a channel; the thread goes on reading (and dropping) the
+    // output until the process ends, as a terminal would.
+    let (banner_tx, banner_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
         let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let done = line.trim_start().starts_with("Data:");
-            lines.push(line);
-            if done {
-                break;
+        let mut banner_tx = Some(banner_tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(tx) = banner_tx.take_if(|_| line.trim_start().starts_with("Data:")) {
+                lines.push(line);
+                let _ = tx.send(std::mem::take(&mut lines));
+            } else if banner_tx.is_some() {
+                lines.push(line);
             }
         }
-        lines
     });
-    let banner = tokio::time::timeout(Duration::from_secs(60), banner).await.expect("the sandpit printed its URLs within a minute").unwrap();
+    let banner = tokio::time::timeout(Duration::from_secs(60), banner_rx).await.expect("the sandpit printed its URLs within a minute").expect("the banner");
     let open = banner.iter().find_map(|l| l.trim().strip_prefix("Open:")).unwrap_or_else(|| panic!("no URL to open in {banner:?}"));
     let base = open.trim().trim_end_matches('/').to_string();
     assert!(banner.iter().any(|l| l.contains("Test security code: 190696")), "{banner:?}");
