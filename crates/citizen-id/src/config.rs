@@ -96,7 +96,8 @@ pub struct Settings {
     /// The GP linkage (IDS68 NL01) service base URL.
     pub gp_base_url: Option<String>,
     /// How often each process re-reads the signing keys, to pick up a rotation made elsewhere.
-    /// A rotation publishes its new key `KEY_PUBLISH_AHEAD` before it signs: several of these.
+    /// `citizen-id keys rotate` publishes its new key 120 seconds before it signs by default:
+    /// several of these.
     pub key_refresh: std::time::Duration,
 }
 

@@ -32,8 +32,8 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::List { target } => {
             let db = Db::connect(&target.database_url()?).await?;
+            let now = crate::clock::now_ms();
             for k in keys::list(&db).await? {
-                let now = crate::clock::now_ms();
                 let status = match (k.retired_at, k.publish_until) {
                     _ if k.signs_from > now => format!("published, signs from {}", k.signs_from),
                     (None, _) => "signing".to_string(),

@@ -28,6 +28,8 @@ struct LoadedKey {
     signs_from: i64,
     /// When it stops signing (a retired key stays published, to verify what it signed).
     signs_until: Option<i64>,
+    /// When it leaves JWKS.
+    publish_until: Option<i64>,
     /// `None` for a retired key: it only verifies.
     signer: Option<KeyPair>,
     /// Parsed once: building the RSA key (and its Montgomery context) per verification would
@@ -42,14 +44,7 @@ pub struct KeyRing {
     keys: Arc<RwLock<Vec<Arc<LoadedKey>>>>,
     /// Tokens already verified by `verify_cached`, by SHA-256 of the whole token.
     verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
-    /// What the last reload read, to skip a reload that would change nothing (and keep the
-    /// verdicts).
-    loaded_from: Arc<Mutex<Vec<KeyWindow>>>,
 }
-
-/// A stored key as far as the ring cares: its kid, when it signs from and until, and until when
-/// it is published.
-type KeyWindow = (String, i64, Option<i64>, Option<i64>);
 
 /// The claims of a token whose signature has been checked, and when it stops mattering.
 struct Verified {
@@ -80,7 +75,7 @@ fn sealing_context(kid: &str) -> String {
 impl KeyRing {
     /// Loads the published keys; creates the first key when there is none.
     pub async fn load(db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<KeyRing> {
-        let ring = KeyRing { keys: Arc::new(RwLock::new(Vec::new())), verified: Arc::default(), loaded_from: Arc::default() };
+        let ring = KeyRing { keys: Arc::new(RwLock::new(Vec::new())), verified: Arc::default() };
         ring.reload(db, kek).await?;
         if ring.current_kid().is_none() {
             generate_key(db, kek, clock::now_ms()).await?;
@@ -94,8 +89,14 @@ impl KeyRing {
     pub async fn reload(&self, db: &Db, kek: &KeyEncryptionKey) -> anyhow::Result<()> {
         let now = clock::now_ms();
         let records = db.published_signing_keys(now).await?;
-        let read: Vec<_> = records.iter().map(|r| (r.kid.clone(), r.signs_from, r.retired_at, r.publish_until)).collect();
-        if *self.loaded_from.lock().expect("key ring lock") == read {
+        let unchanged = {
+            let keys = self.keys.read().expect("key ring lock");
+            keys.len() == records.len()
+                && keys.iter().zip(&records).all(|(k, r)| {
+                    (k.kid.as_str(), k.signs_from, k.signs_until, k.publish_until) == (r.kid.as_str(), r.signs_from, r.retired_at, r.publish_until)
+                })
+        };
+        if unchanged {
             return Ok(());
         }
         let mut loaded = Vec::with_capacity(records.len());
@@ -110,10 +111,10 @@ impl KeyRing {
             } else {
                 None
             };
-            loaded.push(Arc::new(LoadedKey { kid: r.kid, signs_from: r.signs_from, signs_until: r.retired_at, signer, verifier, jwk }));
+            let (signs_from, signs_until, publish_until) = (r.signs_from, r.retired_at, r.publish_until);
+            loaded.push(Arc::new(LoadedKey { kid: r.kid, signs_from, signs_until, publish_until, signer, verifier, jwk }));
         }
         *self.keys.write().expect("key ring lock") = loaded;
-        *self.loaded_from.lock().expect("key ring lock") = read;
         // A key withdrawn from the ring takes its tokens' verdicts with it.
         self.verified.lock().expect("verified cache lock").clear();
         Ok(())

@@ -111,17 +111,17 @@ impl WebClient {
 /// WCAG names have the token for it.
 pub fn form_problems(html: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    for form in tags(html, "<form") {
+    for (at, form) in tags(html, "<form") {
         let post = attr(form, "method").is_some_and(|m| m.eq_ignore_ascii_case("post"));
         // The sample partner (`/demo`) is a partner's page, not ours: its button starts a sign-in.
         let ours = attr(form, "action") != Some("/demo/start");
-        let body = &html[html.find(form).unwrap_or(0)..];
+        let body = &html[at..];
         let body = &body[..body.find("</form>").unwrap_or(body.len())];
         if post && ours && !body.contains("name=\"csrf_token\"") {
             problems.push(format!("a POST form without a CSRF token: {form}"));
         }
     }
-    for input in tags(html, "<input") {
+    for (_, input) in tags(html, "<input") {
         let kind = attr(input, "type").unwrap_or("text");
         if matches!(kind, "hidden" | "submit" | "button" | "checkbox" | "radio") {
             continue;
@@ -159,11 +159,12 @@ pub fn form_problems(html: &str) -> Vec<String> {
     problems
 }
 
-/// The opening tags in `html` that start with `start` (e.g. `<input`), each up to its `>`.
-fn tags<'h>(html: &'h str, start: &str) -> Vec<&'h str> {
+/// The opening tags in `html` that start with `start` (e.g. `<input`), each up to its `>`, with
+/// where each begins.
+fn tags<'h>(html: &'h str, start: &str) -> Vec<(usize, &'h str)> {
     html.match_indices(start)
         .filter(|(i, _)| html[i + start.len()..].starts_with([' ', '>', '\n']))
-        .filter_map(|(i, _)| html[i..].find('>').map(|end| &html[i..=i + end]))
+        .filter_map(|(i, _)| html[i..].find('>').map(|end| (i, &html[i..=i + end])))
         .collect()
 }
 
