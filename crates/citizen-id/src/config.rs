@@ -47,6 +47,9 @@ pub struct SecurityLimits {
     pub session_idle: i64,
     pub session_absolute: i64,
     pub remembered_device: i64,
+    /// How long a password + SMS code, or a passkey, presented in this browser lets it make
+    /// sensitive changes without confirming again (OWASP ASVS 5.0 V7.5, `web::journeys::reauth`).
+    pub reauth_window: i64,
 }
 
 impl Default for SecurityLimits {
@@ -62,6 +65,7 @@ impl Default for SecurityLimits {
             session_idle: 30 * MINUTE,
             session_absolute: 12 * HOUR,
             remembered_device: 30 * DAY,
+            reauth_window: 15 * MINUTE,
         }
     }
 }

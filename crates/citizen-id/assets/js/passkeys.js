@@ -76,6 +76,8 @@ async function post(path, csrf, body) {
     body: JSON.stringify(body),
   });
   const json = await res.json().catch(() => ({}));
+  // A sensitive step after the re-authentication window ran out: confirm it's you first.
+  if (!res.ok && typeof json.reauth === 'string' && json.reauth.startsWith('/')) window.location.assign(json.reauth);
   if (!res.ok) throw new ServerError(json.error || 'Something went wrong. Try again.');
   return json;
 }
@@ -116,9 +118,11 @@ function setUpCreate(root) {
 }
 
 // Signing in: the button (with the typed email, or usernameless), and the browser's autofill
-// (conditional mediation) on the email field.
+// (conditional mediation) on the email field. With data-passkey-reauth ("Confirm it's you"),
+// the ceremony is for the signed-in account only and no email is sent.
 function setUpSignIn(root) {
   const csrf = root.dataset.csrf;
+  const reauth = 'passkeyReauth' in root.dataset;
   const button = root.querySelector('#passkey-signin');
   let autofill = null; // { abort: AbortController, started: Promise }
 
@@ -137,7 +141,8 @@ function setUpSignIn(root) {
         autofill = null;
       }
       const email = (document.querySelector('#email') || {}).value || '';
-      const options = await post('/passkeys/signin/start', csrf, email.trim() ? { email: email.trim() } : {});
+      const body = reauth ? { reauth: true } : (email.trim() ? { email: email.trim() } : {});
+      const options = await post('/passkeys/signin/start', csrf, body);
       delete options.mediation;
       const cred = await navigator.credentials.get({ publicKey: requestOptions(options) });
       await finish(cred);
@@ -147,7 +152,7 @@ function setUpSignIn(root) {
     }
   });
 
-  const field = document.querySelector('input[autocomplete~="webauthn"]');
+  const field = reauth ? null : document.querySelector('input[autocomplete~="webauthn"]');
   const conditional = PublicKeyCredential.isConditionalMediationAvailable;
   if (!field || typeof conditional !== 'function') return;
   conditional.call(PublicKeyCredential).then((available) => {

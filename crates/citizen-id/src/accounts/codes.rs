@@ -31,6 +31,8 @@ pub enum Purpose {
     ChangeEmail,
     /// A new mobile given in Settings.
     ChangeMobile,
+    /// "Confirm it's you" before a sensitive change, after the password (`accounts::reauth`).
+    Reauth,
 }
 
 impl Purpose {
@@ -44,6 +46,7 @@ impl Purpose {
             Purpose::Amnv => "amnv",
             Purpose::ChangeEmail => "change-email",
             Purpose::ChangeMobile => "change-mobile",
+            Purpose::Reauth => "reauth",
         }
     }
 
@@ -51,7 +54,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => Template::EmailVerificationCode,
             Purpose::VerifyMobile => Template::MobileVerificationCode,
-            Purpose::SignIn | Purpose::ResetMobile | Purpose::Amnv => Template::SignInCode,
+            Purpose::SignIn | Purpose::ResetMobile | Purpose::Amnv | Purpose::Reauth => Template::SignInCode,
             Purpose::ChangeEmail => Template::EmailVerificationCode,
             Purpose::ChangeMobile => Template::MobileVerificationCode,
             Purpose::ResetEmail => Template::PasswordResetCode,

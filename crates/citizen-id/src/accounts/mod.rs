@@ -5,6 +5,7 @@ pub mod codes;
 pub mod journey;
 pub mod limits;
 pub mod messages;
+pub mod reauth;
 pub mod signin;
 
 /// What a citizen is told when the database is down mid-journey; nothing has been half-done.

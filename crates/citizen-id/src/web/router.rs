@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-use super::journeys::{authorize, consent, home, passkey_pages, passkeys, prove, register, reset, settings, settings_contact, signin};
+use super::journeys::{authorize, consent, home, passkey_pages, passkeys, prove, reauth, register, reset, settings, settings_contact, signin};
 use super::{assets, demo, middleware, protocol};
 use crate::ops::health;
 use crate::state::AppState;
@@ -56,7 +56,9 @@ pub fn router(state: AppState) -> Router {
         .route("/prove-identity/gp", get(prove::get_gp).post(prove::post_gp))
         .route("/prove-identity/mobile", get(prove::get_mobile).post(prove::post_mobile))
         .route("/prove-identity/stop", get(prove::get_stop))
-        // Settings (F8)
+        // Settings (F8), and confirming it's you before a sensitive change (ASVS 7.5)
+        .route("/confirm-it-is-you", get(reauth::get_confirm).post(reauth::post_confirm))
+        .route("/confirm-it-is-you/code", get(reauth::get_code).post(reauth::post_code))
         .route("/settings", get(settings::get_settings))
         .route("/settings/email", get(settings_contact::get_email).post(settings_contact::post_email))
         .route("/settings/email/code", post(settings_contact::post_email_code))

@@ -22,6 +22,11 @@ pub struct Authenticated {
     pub auth_time: i64,
     /// Credentials presented: "Cp", "Cd", "Cm".
     pub credentials: Vec<String>,
+    /// Unix seconds when this browser last presented the password and an SMS code, or a
+    /// passkey: what sensitive changes need within `limits.reauth_window` (ASVS 7.5). Never
+    /// set by a remembered device, SSO or an asserted sign-in (`web::journeys::reauth`).
+    #[serde(default)]
+    pub fresh_at: Option<i64>,
 }
 
 impl Authenticated {
@@ -51,6 +56,9 @@ pub struct SessionData {
     /// The id of the passkey ceremony in progress (its state is in `webauthn_ceremonies`).
     #[serde(default)]
     pub passkey_ceremony: Option<String>,
+    /// A "Confirm it's you" in progress (`web::journeys::reauth`).
+    #[serde(default)]
+    pub reauth: Option<crate::accounts::reauth::Reauth>,
 }
 
 pub struct Session {

@@ -6,7 +6,7 @@
 mod browser;
 mod client;
 mod negative;
-mod softkey;
+pub(crate) mod softkey;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -129,7 +129,7 @@ async fn a_new_mobile_is_verified_and_the_old_one_told(app: TestApp) {
 }
 
 /// A P9 citizen whose mobile is on PDS (documented patient Sarah Thompson), signed in.
-async fn p9_citizen(app: &TestApp) -> (Citizen, WebClient, pds::PdsPatient) {
+pub(crate) async fn p9_citizen(app: &TestApp) -> (Citizen, WebClient, pds::PdsPatient) {
     let patient = pds::dataset::documented_patients().into_iter().find(|p| p.family_name == "Thompson").unwrap();
     let citizen = app.citizen_with_mobile(patient.mobile.as_deref().unwrap()).await;
     let mut web = WebClient::new(&app.base);

@@ -70,7 +70,7 @@ async fn start(mut ctx: Ctx, raw: RawParams) -> Response {
 async fn sign_in_asserted(ctx: &mut Ctx, request: &AuthorizeRequest, signed_in: AssertedSignIn) {
     ctx.session.rotate();
     ctx.session.data.auth =
-        Some(Authenticated { account_id: signed_in.account_id.clone(), auth_time: signed_in.auth_time, credentials: signed_in.credentials });
+        Some(Authenticated { account_id: signed_in.account_id.clone(), auth_time: signed_in.auth_time, credentials: signed_in.credentials, fresh_at: None });
     let detail = serde_json::json!({ "client_id": request.client_id, "asserted_by": signed_in.asserted_by });
     audit(&ctx.state, "signin.asserted_identity", Some(&signed_in.account_id), &ctx.ip, detail).await;
 }

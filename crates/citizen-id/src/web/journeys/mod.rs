@@ -6,6 +6,7 @@ pub mod home;
 pub mod passkey_pages;
 pub mod passkeys;
 pub mod prove;
+pub mod reauth;
 pub mod register;
 pub mod reset;
 pub mod settings;

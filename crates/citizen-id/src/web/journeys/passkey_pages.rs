@@ -11,7 +11,8 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::settings::{posted, signed_in};
+use super::reauth::{self, REMOVE_PASSKEY, REMOVE_PASSWORD};
+use super::settings::{posted, signed_in, signed_in_fresh};
 use crate::accounts::journey::Journey;
 use crate::accounts::messages::{self, notice};
 use crate::accounts::signin::audit;
@@ -59,6 +60,8 @@ struct ListPage {
     notice: Option<String>,
     passkeys: Vec<PasskeyRow>,
     has_password: bool,
+    /// Without a fresh credential, "Add a passkey" is a link to confirm it's you first.
+    confirm: Option<String>,
 }
 
 fn row(p: PasskeyRecord) -> PasskeyRow {
@@ -71,7 +74,8 @@ async fn list(ctx: Ctx, account_id: &str, has_password: bool, notice: Option<Str
         Err(e) => return ctx.fail(e),
     };
     let page = ctx.page();
-    ctx.finish(render(status, &ListPage { page, notice, passkeys, has_password })).await
+    let confirm = (!reauth::fresh(&ctx)).then(|| reauth::confirm_url("/account/passkeys"));
+    ctx.finish(render(status, &ListPage { page, notice, passkeys, has_password, confirm })).await
 }
 
 pub async fn get_account_passkeys(ctx: Ctx) -> Response {
@@ -83,12 +87,12 @@ pub async fn get_account_passkeys(ctx: Ctx) -> Response {
 
 /// Removes a passkey: it stops working at once (sign-in looks passkeys up at every finish).
 pub async fn post_remove_passkey(ctx: Ctx, body: Bytes) -> Response {
-    let (ctx, account) = match signed_in(ctx, "/account/passkeys").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let data = match posted(&ctx, &body).await {
         Ok(d) => d,
+        Err(r) => return r,
+    };
+    let (ctx, account) = match signed_in_fresh(ctx, &REMOVE_PASSKEY).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let id = data.trimmed("id").to_string();
@@ -108,14 +112,16 @@ pub async fn post_remove_passkey(ctx: Ctx, body: Bytes) -> Response {
 }
 
 /// Stops using a password: only once the account has a passkey (checked in the same statement).
+/// Needs a fresh credential (`reauth.rs`) and no password field of its own: the confirmation
+/// just asked for the password and an SMS code, or a passkey.
 pub async fn post_remove_password(ctx: Ctx, body: Bytes) -> Response {
-    let (ctx, account) = match signed_in(ctx, "/account/passkeys").await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     if let Err(r) = posted(&ctx, &body).await {
         return r;
     }
+    let (ctx, account) = match signed_in_fresh(ctx, &REMOVE_PASSWORD).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let removed = notice(&ctx.state, messages::Template::PasswordRemoved, &account.email, serde_json::json!({}));
     match ctx.state.db.remove_password(&account.id, clock::now_ms(), &removed).await {
         Ok(true) => {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
+use super::reauth::{self, ADD_PASSKEY_FINISH, ADD_PASSKEY_START};
 use super::signin::establish;
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
@@ -71,14 +72,23 @@ fn csrf_ok(ctx: &Ctx) -> bool {
 
 /// Checks CSRF and the per-IP limit, then parses the body as `T`.
 async fn accept<T: for<'de> Deserialize<'de>>(ctx: &Ctx, body: &Bytes) -> Result<T, Response> {
+    admit(ctx).await?;
+    parse(body)
+}
+
+/// Checks CSRF and the per-IP limit.
+async fn admit(ctx: &Ctx) -> Result<(), Response> {
     if !csrf_ok(ctx) {
         return Err(error(StatusCode::FORBIDDEN, "Your session has expired. Reload the page and try again."));
     }
     match limits::per_ip(&ctx.state, "passkey", &ctx.ip).await {
-        Ok(Limit::Allowed) => {}
-        Ok(Limit::Exceeded) => return Err(error(StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Wait a few minutes, then try again.")),
-        Err(e) => return Err(unavailable(&e)),
+        Ok(Limit::Allowed) => Ok(()),
+        Ok(Limit::Exceeded) => Err(error(StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Wait a few minutes, then try again.")),
+        Err(e) => Err(unavailable(&e)),
     }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
         tracing::info!(error = %e, "unreadable passkey request");
         error(StatusCode::BAD_REQUEST, "Something went wrong with your passkey. Try again.")
@@ -109,10 +119,18 @@ fn refused(e: PasskeyError, what: &str) -> Response {
 pub struct Empty {}
 
 pub async fn post_register_start(mut ctx: Ctx, body: Bytes) -> Response {
-    if let Err(r) = accept::<Empty>(&ctx, &body).await {
+    if let Err(r) = admit(&ctx).await {
         return r;
     }
     let Some(enroller) = Enroller::of(&ctx) else { return error(StatusCode::UNAUTHORIZED, "Sign in to add a passkey.") };
+    // Adding a passkey to a signed-in account needs a fresh credential (`reauth.rs`); a new
+    // account's first passkey and recovery are their own proof.
+    if matches!(enroller, Enroller::SignedIn(_)) && !reauth::fresh(&ctx) {
+        return reauth::refused_json(&ADD_PASSKEY_START);
+    }
+    if let Err(r) = parse::<Empty>(&body) {
+        return r;
+    }
     let account = match ctx.state.db.account(enroller.account_id()).await {
         Ok(Some(a)) => a,
         Ok(None) => return error(StatusCode::UNAUTHORIZED, "Sign in to add a passkey."),
@@ -135,11 +153,18 @@ pub struct RegisterFinish {
 }
 
 pub async fn post_register_finish(mut ctx: Ctx, body: Bytes) -> Response {
-    let input = match accept::<RegisterFinish>(&ctx, &body).await {
+    if let Err(r) = admit(&ctx).await {
+        return r;
+    }
+    let Some(enroller) = Enroller::of(&ctx) else { return error(StatusCode::UNAUTHORIZED, "Sign in to add a passkey.") };
+    // Refused before the body is even read, and without spending the ceremony.
+    if matches!(enroller, Enroller::SignedIn(_)) && !reauth::fresh(&ctx) {
+        return reauth::refused_json(&ADD_PASSKEY_FINISH);
+    }
+    let input = match parse::<RegisterFinish>(&body) {
         Ok(i) => i,
         Err(r) => return r,
     };
-    let Some(enroller) = Enroller::of(&ctx) else { return error(StatusCode::UNAUTHORIZED, "Sign in to add a passkey.") };
     let Some(ceremony) = ctx.session.data.passkey_ceremony.take() else { return refused(PasskeyError::NoCeremony, "") };
     let enrolment = if matches!(enroller, Enroller::Recovery(_)) { Enrolment::Recovery } else { Enrolment::Ordinary };
     let account_id = enroller.account_id().to_string();
@@ -167,7 +192,7 @@ pub async fn post_register_finish(mut ctx: Ctx, body: Bytes) -> Response {
         Enroller::SignedIn(_) => {}
         Enroller::Setup(_) => {
             ctx.session.data.journey = None;
-            if let Err(e) = establish(&mut ctx, &account_id, &["Cm"]).await {
+            if let Err(e) = establish(&mut ctx, &account_id, &["Cm"], true).await {
                 return unavailable(&e);
             }
         }
@@ -181,6 +206,9 @@ pub async fn post_register_finish(mut ctx: Ctx, body: Bytes) -> Response {
 pub struct SignInStart {
     #[serde(default)]
     email: Option<String>,
+    /// From "Confirm it's you": a ceremony for the signed-in account only (any email is ignored).
+    #[serde(default)]
+    reauth: bool,
 }
 
 pub async fn post_signin_start(mut ctx: Ctx, body: Bytes) -> Response {
@@ -188,6 +216,9 @@ pub async fn post_signin_start(mut ctx: Ctx, body: Bytes) -> Response {
         Ok(i) => i,
         Err(r) => return r,
     };
+    if input.reauth {
+        return start_reauth(ctx).await;
+    }
     let email = match input.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         None => None,
         Some(e) => match Email::parse(e) {
@@ -211,6 +242,35 @@ pub async fn post_signin_start(mut ctx: Ctx, body: Bytes) -> Response {
     }
 }
 
+/// A passkey ceremony for "Confirm it's you": bound to the signed-in account (only its passkeys
+/// are asked for, and `authenticate::finish` refuses any other account's), limited per account
+/// like a sign-in for that account's email.
+async fn start_reauth(mut ctx: Ctx) -> Response {
+    let Some(mut target) = reauth::passkey_target(&ctx) else {
+        return error(StatusCode::UNAUTHORIZED, "That took too long, or the page was used twice. Reload the page and try again.");
+    };
+    let account = match ctx.state.db.account(&target.account_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return error(StatusCode::UNAUTHORIZED, "Sign in again to continue."),
+        Err(e) => return unavailable(&e),
+    };
+    let Ok(email) = Email::parse(&account.email) else { return error(StatusCode::UNAUTHORIZED, "Sign in again to continue.") };
+    match limits::per_account(&ctx.state, "passkey", email.as_str()).await {
+        Ok(Limit::Allowed) => {}
+        Ok(Limit::Exceeded) => return error(StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Wait 15 minutes, then try again."),
+        Err(e) => return unavailable(&e),
+    }
+    match authenticate::start(&ctx.state, Some(&email)).await {
+        Ok((options, id)) => {
+            target.passkey_ceremony = Some(id.clone());
+            ctx.session.data.reauth = Some(target);
+            ctx.session.data.passkey_ceremony = Some(id);
+            ctx.finish(Json(options).into_response()).await
+        }
+        Err(e) => refused(e, "We could not start checking your passkey. Try again."),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct SignInFinish {
     credential: PublicKeyCredential,
@@ -222,6 +282,7 @@ pub async fn post_signin_finish(mut ctx: Ctx, body: Bytes) -> Response {
         Err(r) => return r,
     };
     let Some(ceremony) = ctx.session.data.passkey_ceremony.take() else { return refused(PasskeyError::NoCeremony, "") };
+    let confirming = reauth::passkey_target(&ctx).filter(|r| r.passkey_ceremony.as_deref() == Some(ceremony.as_str()));
     let account_id = match authenticate::finish(&ctx.state, &ceremony, &input.credential).await {
         Ok(a) => a,
         Err(e) => {
@@ -232,8 +293,18 @@ pub async fn post_signin_finish(mut ctx: Ctx, body: Bytes) -> Response {
             return ctx.finish(response).await;
         }
     };
+    // "Confirm it's you": the same citizen, now fresh; back to the page they were on.
+    if let Some(target) = confirming {
+        if target.account_id != account_id {
+            audit(&ctx.state, "reauth.passkey_rejected", None, &ctx.ip, json!({ "reason": "another account" })).await;
+            let response = refused(PasskeyError::UnknownCredential, "That passkey is not for this account.");
+            return ctx.finish(response).await;
+        }
+        reauth::mark_fresh(&mut ctx, "Cm").await;
+        return ctx.finish(Json(json!({ "ok": true, "next": target.next })).into_response()).await;
+    }
     ctx.session.data.journey = None;
-    if let Err(e) = establish(&mut ctx, &account_id, &["Cm"]).await {
+    if let Err(e) = establish(&mut ctx, &account_id, &["Cm"], true).await {
         return unavailable(&e);
     }
     ctx.finish(Json(json!({ "ok": true, "next": "/authorize/resume" })).into_response()).await

@@ -253,7 +253,8 @@ pub async fn post_mobile_code(mut ctx: Ctx, body: Bytes) -> Response {
         // With a password: signed in (`Cp.Cd`), then offered a passkey before going on.
         Ok(Some(account_id)) => {
             ctx.session.data.journey = None;
-            if let Err(e) = establish(&mut ctx, &account_id, &["Cp", "Cd"]).await {
+            // Fresh: the password was just chosen and the mobile verified with a code here.
+            if let Err(e) = establish(&mut ctx, &account_id, &["Cp", "Cd"], true).await {
                 return ctx.fail(e);
             }
             ctx.redirect("/register/passkey-offer").await

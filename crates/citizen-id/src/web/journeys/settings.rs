@@ -7,10 +7,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::{MobileNumber, ProofingLevel, ScopeSet};
 
+use super::reauth::{self, DELETE, DELETE_PAGE, DOWNLOAD, Sensitive};
 use crate::accounts::messages::{Template, compose};
+use crate::accounts::reauth::{CurrentPassword, check_current_password};
 use crate::accounts::signin::audit;
-use crate::clock::{self, MINUTE};
-use crate::crypto::password;
+use crate::clock;
 use crate::oidc::claims::proofing_level;
 use crate::store::accounts::AccountRecord;
 use crate::web::ctx::Ctx;
@@ -33,9 +34,16 @@ pub async fn signed_in(mut ctx: Ctx, here: &str) -> Result<(Ctx, AccountRecord),
     }
 }
 
-/// A settings form page, for a signed-in citizen only.
-pub async fn signed_in_form(ctx: Ctx, here: &str, f: Form) -> Response {
-    match signed_in(ctx, here).await {
+/// The signed-in account, for a sensitive route: also needs a fresh credential in this
+/// browser, or the citizen confirms it is them first (`reauth.rs`).
+pub async fn signed_in_fresh(ctx: Ctx, route: &Sensitive) -> Result<(Ctx, AccountRecord), Response> {
+    let (ctx, account) = signed_in(ctx, route.back_to).await?;
+    Ok((reauth::require_fresh(ctx, route).await?, account))
+}
+
+/// A sensitive settings form page, for a signed-in citizen with a fresh credential only.
+pub async fn signed_in_form(ctx: Ctx, route: &Sensitive, f: Form) -> Response {
+    match signed_in_fresh(ctx, route).await {
         Ok((ctx, _)) => {
             let page = ctx.page();
             ctx.finish(form(page, StatusCode::OK, f)).await
@@ -170,7 +178,7 @@ pub async fn post_sign_out_everywhere(mut ctx: Ctx, body: Bytes) -> Response {
 
 /// Subject access: everything held about the citizen, as a JSON download.
 pub async fn get_download(ctx: Ctx) -> Response {
-    let (ctx, account) = match signed_in(ctx, "/settings/download").await {
+    let (ctx, account) = match signed_in_fresh(ctx, &DOWNLOAD).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -188,35 +196,49 @@ pub async fn get_download(ctx: Ctx) -> Response {
     ctx.finish(response).await
 }
 
-fn delete_form() -> Form {
-    Form::new("Delete your account", "/settings/delete", "Delete my account")
+fn delete_form(has_password: bool) -> Form {
+    let f = Form::new("Delete your account", "/settings/delete", "Delete my account")
         .intro("This deletes your Citizen ID account and the details we hold about you. Services you have used keep what they already received.")
-        .intro("You will not be able to undo this. To confirm it is you, enter your password.")
-        .field(Field::new("password", "Password", "password", "current-password"))
-        .back("/settings")
+        .back("/settings");
+    if has_password {
+        f.intro("You will not be able to undo this. To confirm, enter your password.")
+            .field(Field::new("password", "Password", "password", "current-password"))
+    } else {
+        f.intro("You will not be able to undo this.")
+    }
 }
 
 pub async fn get_delete(ctx: Ctx) -> Response {
-    signed_in_form(ctx, "/settings/delete", delete_form()).await
+    let (ctx, account) = match signed_in_fresh(ctx, &DELETE_PAGE).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let page = ctx.page();
+    ctx.finish(form(page, StatusCode::OK, delete_form(account.password_hash.is_some()))).await
 }
 
-/// Deletion needs a fresh sign-in: the password now, or (for passwordless accounts) a sign-in
-/// in the last five minutes.
+/// Deletion needs a fresh credential (`reauth.rs`, which replaced the five-minute sign-in rule
+/// passwordless accounts had) and, for an account with a password, that password once more:
+/// it cannot be undone, so the citizen confirms it on the page itself. The password check is
+/// rate limited and counted like sign-in (`accounts::reauth::check_current_password`).
 pub async fn post_delete(ctx: Ctx, body: Bytes) -> Response {
     let data = match posted(&ctx, &body).await {
         Ok(d) => d,
         Err(r) => return r,
     };
-    let (mut ctx, account) = match signed_in(ctx, "/settings/delete").await {
+    let (mut ctx, account) = match signed_in_fresh(ctx, &DELETE).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let fresh = match &account.password_hash {
-        Some(hash) => password::verify(data.get("password").to_string(), Some(hash.clone())).await,
-        None => ctx.session.data.auth.as_ref().is_some_and(|a| a.auth_time * 1000 > clock::now_ms() - 5 * MINUTE),
-    };
-    if !fresh {
-        return form(ctx.page(), StatusCode::UNAUTHORIZED, delete_form().error("password", "Enter your correct password"));
+    if account.password_hash.is_some() {
+        let again = |ctx: &Ctx, status, message: &str| form(ctx.page(), status, delete_form(true).error("password", message));
+        match check_current_password(&ctx.state, &account, data.get("password"), &ctx.ip).await {
+            Ok(CurrentPassword::Accepted) => {}
+            Ok(CurrentPassword::Rejected) => return again(&ctx, StatusCode::UNAUTHORIZED, "Enter your correct password"),
+            Ok(CurrentPassword::Locked) => return again(&ctx, StatusCode::FORBIDDEN, "Too many incorrect passwords. Try again in 15 minutes."),
+            Ok(CurrentPassword::TooMany) => return again(&ctx, StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Try again in 15 minutes."),
+            Err(e) => return ctx.fail(e),
+        }
     }
     let now = clock::now_ms();
     let confirmation = compose(&ctx.state.kek, Template::AccountDeleted, &account.email, serde_json::json!({}));

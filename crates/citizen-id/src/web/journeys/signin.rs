@@ -82,7 +82,8 @@ pub async fn post_signin(mut ctx: Ctx, body: Bytes) -> Response {
     let now = clock::now_ms();
     if let Some(token) = read_cookie(&ctx.headers, device_cookie(ctx.state.settings.secure_cookies())) {
         match ctx.state.db.is_remembered_device(&sha256_hex(token), &account.id, now).await {
-            Ok(true) => return complete(ctx, account.id.clone(), &["Cp", "Cd"], false).await,
+            // The cookie stands in for the SMS code: signed in, but not fresh (ASVS 7.5).
+            Ok(true) => return complete(ctx, account.id.clone(), &["Cp", "Cd"], false, false).await,
             Ok(false) => {}
             Err(e) => return ctx.fail(e),
         }
@@ -163,7 +164,7 @@ pub async fn post_code(mut ctx: Ctx, body: Bytes) -> Response {
         Err(e) => ctx.fail(e),
         Ok(CodeCheck::Accepted) => {
             ctx.session.data.journey = None;
-            complete(ctx, account_id, &["Cp", "Cd"], data.checked("remember")).await
+            complete(ctx, account_id, &["Cp", "Cd"], true, data.checked("remember")).await
         }
         Ok(CodeCheck::Wrong { remaining }) => form(
             ctx.page(),
@@ -189,22 +190,24 @@ pub async fn post_code(mut ctx: Ctx, body: Bytes) -> Response {
 }
 
 /// Makes `account_id` the session's citizen, signed in with `credentials` ("Cp", "Cd", "Cm"):
-/// records the sign-in, audits it and rotates the session id (session fixation).
-pub async fn establish(ctx: &mut Ctx, account_id: &str, credentials: &[&str]) -> Result<(), StoreError> {
+/// records the sign-in, audits it and rotates the session id (session fixation). `fresh`: the
+/// password and an SMS code, or a passkey, were presented in this browser just now (not a
+/// remembered device), which lets it make sensitive changes for a while (`reauth.rs`).
+pub async fn establish(ctx: &mut Ctx, account_id: &str, credentials: &[&str], fresh: bool) -> Result<(), StoreError> {
     let now = clock::now_ms();
     ctx.state.db.record_successful_sign_in(account_id, now).await?;
     audit(&ctx.state, "signin.succeeded", Some(account_id), &ctx.ip, serde_json::json!({ "credentials": credentials.join(".") })).await;
     ctx.session.rotate();
     let credentials = credentials.iter().map(|c| c.to_string()).collect();
-    ctx.session.data.auth = Some(Authenticated { account_id: account_id.to_string(), auth_time: now / 1000, credentials });
+    ctx.session.data.auth = Some(Authenticated { account_id: account_id.to_string(), auth_time: now / 1000, credentials, fresh_at: fresh.then_some(now / 1000) });
     Ok(())
 }
 
 /// Signs the citizen in (see [`establish`]), remembers the browser if asked, and carries on
 /// with the partner request.
-pub async fn complete(mut ctx: Ctx, account_id: String, credentials: &[&str], remember: bool) -> Response {
+pub async fn complete(mut ctx: Ctx, account_id: String, credentials: &[&str], fresh: bool, remember: bool) -> Response {
     let now = clock::now_ms();
-    if let Err(e) = establish(&mut ctx, &account_id, credentials).await {
+    if let Err(e) = establish(&mut ctx, &account_id, credentials, fresh).await {
         return ctx.fail(e);
     }
     let mut device = None;

@@ -99,34 +99,46 @@ impl TestApp {
     }
 
     async fn start_with(backend: Backend, deliver: bool) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1", deliver, None).await
+        TestApp::start_at(backend, "127.0.0.1", deliver, None, |_| {}).await
     }
 
     /// Like `start`, but the issuer is `http://localhost:{port}` (still listening on
     /// 127.0.0.1): WebAuthn needs a secure context and a relying-party id that is a domain
     /// name, which 127.0.0.1 is not. For the passkey tests.
     pub async fn start_localhost(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "localhost", true, None).await
+        TestApp::start_at(backend, "localhost", true, None, |_| {}).await
+    }
+
+    /// Like `start_localhost`, with `edit` applied to the settings first.
+    pub async fn start_localhost_with(backend: Backend, edit: fn(&mut citizen_id::config::Settings)) -> Option<TestApp> {
+        TestApp::start_at(backend, "localhost", true, None, edit).await
     }
 
     /// Like `start`, but the issuer is an https URL, as behind the TLS-terminating proxy of a
     /// production deployment (requests still reach it over plain HTTP on 127.0.0.1): for what
     /// changes outside localhost (`Secure` `__Host-` cookies, HSTS).
     pub async fn start_behind_tls_proxy(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1", true, Some("https://citizen-id.example")).await
+        TestApp::start_at(backend, "127.0.0.1", true, Some("https://citizen-id.example"), |_| {}).await
     }
 
-    async fn start_at(backend: Backend, host: &str, deliver: bool, issuer: Option<&str>) -> Option<TestApp> {
+    async fn start_at(backend: Backend, host: &str, deliver: bool, issuer: Option<&str>, edit: fn(&mut citizen_id::config::Settings)) -> Option<TestApp> {
         citizen_id::ops::telemetry::init_logging(false);
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
             Backend::Postgres => postgres_database().await?,
         };
-        Some(TestApp::with_database(database_url, dir, host, deliver, issuer).await)
+        Some(TestApp::with_database(database_url, dir, host, deliver, issuer, edit).await)
     }
 
-    async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str, deliver: bool, issuer: Option<&str>) -> TestApp {
+    async fn with_database(
+        database_url: String,
+        dir: tempfile::TempDir,
+        host: &str,
+        deliver: bool,
+        issuer: Option<&str>,
+        edit: fn(&mut citizen_id::config::Settings),
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{host}:{}", addr.port());
@@ -138,6 +150,7 @@ impl TestApp {
         }
         // Key rotations by the CLI reach the server within a test's patience.
         settings.key_refresh = Duration::from_millis(100);
+        edit(&mut settings);
         let (der, jwk) = test_key();
         let demo = DemoPartner::from_pkcs8(sandpit::DEMO_CLIENT_ID, &der).expect("demo key");
         let sink = Arc::new(DevSink::new());

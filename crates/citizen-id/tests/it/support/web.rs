@@ -77,7 +77,11 @@ impl WebClient {
             let html = res.text().await.unwrap_or_default();
             let problems = form_problems(&html);
             assert!(problems.is_empty(), "{url}: {problems:#?}");
-            if let Some(token) = html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()) {
+            // A form's token, or (on a page whose only form is a passkey button) the script's.
+            let token = ["name=\"csrf_token\" value=\"", "data-csrf=\""]
+                .iter()
+                .find_map(|marker| html.split(marker).nth(1).and_then(|s| s.split('"').next()));
+            if let Some(token) = token {
                 self.csrf = token.to_string();
             }
             return Page { status, url, html, left_to: None };
@@ -96,6 +100,14 @@ impl WebClient {
         form.push(("csrf_token", &csrf));
         let res = self.http.post(self.absolute(path)).form(&form).send().await.expect("POST");
         self.follow(res).await
+    }
+
+    /// Posts JSON as `passkeys.js` does (the page's CSRF token in `X-CSRF-Token`, our own
+    /// `Origin`); returns the status and the JSON answer.
+    pub async fn json(&mut self, path: &str, body: &serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let res = self.http.post(self.absolute(path)).header("x-csrf-token", &self.csrf).header("origin", &self.base).json(body).send().await.expect("POST");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     /// Posts a raw body (for malformed-input tests).
