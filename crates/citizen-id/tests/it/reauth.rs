@@ -20,11 +20,13 @@ use crate::support::{Citizen, PASSWORD, TestApp, within_one_window};
 const NEW_PASSWORD: &str = "copper-lantern-meadow-77";
 const CONFIRM: &str = "Confirm it's you";
 
+/// An account's email, mobile, landline and password hash.
+type Details = (String, Option<String>, Option<String>, Option<String>);
+
 /// What a sensitive route could change, read from the store.
 #[derive(Debug, PartialEq, Eq)]
 struct Snapshot {
-    /// (email, mobile, landline, password hash)
-    account: Option<(String, Option<String>, Option<String>, Option<String>)>,
+    account: Option<Details>,
     passkeys: usize,
     codes: i64,
     ceremonies: i64,
@@ -88,7 +90,7 @@ enum Stale {
 }
 
 /// Moves the fresh credential of every session of `account_id` back past the window.
-async fn expire(app: &TestApp, account_id: &str) {
+pub(crate) async fn expire(app: &TestApp, account_id: &str) {
     let window = app.state.settings.limits.reauth_window / 1000;
     let pool = app.state.db.pool();
     let rows = sqlx::query("SELECT id_hash, data FROM sessions WHERE account_id = $1").bind(account_id).fetch_all(pool).await.unwrap();

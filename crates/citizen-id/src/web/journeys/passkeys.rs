@@ -88,6 +88,7 @@ async fn admit(ctx: &Ctx) -> Result<(), Response> {
     }
 }
 
+#[expect(clippy::result_large_err, reason = "the error is the answer to send, returned once per request, as in forms::parse")]
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
         tracing::info!(error = %e, "unreadable passkey request");
