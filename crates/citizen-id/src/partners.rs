@@ -21,6 +21,8 @@ pub struct PartnerInput {
     pub vectors: Vec<String>,
     pub refresh_tokens: bool,
     pub im1: bool,
+    /// Client ids whose `asserted_login_identity` this partner accepts (SSO pairing).
+    pub sso_from: Vec<String>,
 }
 
 fn random_client_id() -> String {
@@ -28,6 +30,10 @@ fn random_client_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..24).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn is_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Validates and builds the record to store.
@@ -68,12 +74,24 @@ pub fn build(input: PartnerInput) -> Result<PartnerRecord, String> {
         .map(|v| Vector::parse(v).map(|v| v.as_str().to_string()).map_err(|e| format!("vector {v}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let client_id = match input.client_id {
-        Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => id,
+        Some(id) if is_client_id(&id) => id,
         Some(id) => return Err(format!("client id {id:?} must be 1-64 letters, digits, - or _")),
         // Letters and digits only: a generated id must never start with '-' (CLI flags) or
         // need escaping anywhere a partner pastes it.
         None => random_client_id(),
     };
+    let mut sso_from = Vec::new();
+    for from in &input.sso_from {
+        if !is_client_id(from) {
+            return Err(format!("--sso-from {from:?} is not a client id"));
+        }
+        if *from == client_id {
+            return Err("--sso-from cannot name the partner itself: an assertion is for another partner".into());
+        }
+        if !sso_from.contains(from) {
+            sso_from.push(from.clone());
+        }
+    }
     let now = clock::now_ms();
     Ok(PartnerRecord {
         client_id,
@@ -84,6 +102,7 @@ pub fn build(input: PartnerInput) -> Result<PartnerRecord, String> {
         vectors,
         refresh_tokens: input.refresh_tokens,
         im1: input.im1,
+        sso_from,
         created_at: now,
         updated_at: now,
     })
@@ -121,5 +140,14 @@ mod tests {
         let mut i = input();
         i.scopes = "openid gp_integration_credentials".into();
         assert!(build(i).unwrap_err().contains("--im1"));
+        let mut i = input();
+        i.sso_from = vec!["demo".into()];
+        assert!(build(i).unwrap_err().contains("itself"));
+        let mut i = input();
+        i.sso_from = vec!["bad id".into()];
+        assert!(build(i).is_err());
+        let mut i = input();
+        i.sso_from = vec!["rp1".into(), "rp1".into()];
+        assert_eq!(build(i).unwrap().sso_from, ["rp1"]);
     }
 }

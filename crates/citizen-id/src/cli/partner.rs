@@ -32,6 +32,13 @@ pub struct PartnerArgs {
     /// IM1 access (needed for gp_integration_credentials).
     #[arg(long)]
     im1: Option<bool>,
+    /// A partner whose asserted_login_identity this partner accepts (SSO pairing). Repeat for
+    /// more; on update the list given replaces the stored one.
+    #[arg(long = "sso-from")]
+    sso_from: Vec<String>,
+    /// On update: accept assertions from no partner.
+    #[arg(long, conflicts_with = "sso_from")]
+    no_sso: bool,
 }
 
 #[derive(Subcommand)]
@@ -88,6 +95,7 @@ pub async fn run(cmd: PartnerCommand) -> anyhow::Result<()> {
                 vectors: args.vectors,
                 refresh_tokens: args.refresh_tokens.unwrap_or(true),
                 im1: args.im1.unwrap_or(false),
+                sso_from: args.sso_from,
             })
             .map_err(anyhow::Error::msg)?;
             match db.insert_partner(&record).await {
@@ -124,6 +132,11 @@ pub async fn run(cmd: PartnerCommand) -> anyhow::Result<()> {
                 vectors: if args.vectors.is_empty() { old.vectors } else { args.vectors },
                 refresh_tokens: args.refresh_tokens.unwrap_or(old.refresh_tokens),
                 im1: args.im1.unwrap_or(old.im1),
+                sso_from: match (args.no_sso, args.sso_from.is_empty()) {
+                    (true, _) => Vec::new(),
+                    (false, true) => old.sso_from,
+                    (false, false) => args.sso_from,
+                },
             })
             .map_err(anyhow::Error::msg)?;
             record.created_at = old.created_at;

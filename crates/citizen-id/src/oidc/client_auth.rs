@@ -341,6 +341,7 @@ pub(crate) mod tests {
             vectors: vec![],
             refresh_tokens: false,
             im1: false,
+            sso_from: vec![],
             created_at: 0,
             updated_at: 0,
         }

@@ -554,6 +554,7 @@ pub(crate) mod tests {
             vectors: vec!["P0.Cp.Cd".into()],
             refresh_tokens: true,
             im1: false,
+            sso_from: vec![],
             created_at: 0,
             updated_at: 0,
         };

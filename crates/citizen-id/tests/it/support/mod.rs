@@ -177,10 +177,18 @@ impl TestApp {
             vectors: vectors.iter().map(|v| v.to_string()).collect(),
             refresh_tokens: true,
             im1: false,
+            sso_from: vec![],
         })
         .expect("valid partner");
         self.state.db.insert_partner(&record).await.expect("insert partner");
         TestPartner { client_id: client_id.clone(), redirect_uri: redirect_uri.into(), signer: DemoPartner::from_pkcs8(&client_id, &der).unwrap() }
+    }
+
+    /// SSO pairing: `to` accepts `from`'s asserted_login_identity (`partner update --sso-from`).
+    pub async fn allow_sso(&self, to: &TestPartner, from: &TestPartner) {
+        let mut record = self.state.db.partner(&to.client_id).await.unwrap().expect("partner");
+        record.sso_from.push(from.client_id.clone());
+        assert!(self.state.db.update_partner(&record).await.unwrap());
     }
 
     /// An account at P0 with a verified email and mobile, written straight to the store.
