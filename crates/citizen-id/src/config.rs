@@ -43,6 +43,10 @@ pub struct SecurityLimits {
     pub per_ip_per_minute: i64,
     /// Sign-in attempts per email per 15 minutes.
     pub per_account_per_quarter_hour: i64,
+    /// Messages (codes and notes) to one email address or mobile number per hour, whatever the
+    /// journey; and messages asked for from one client IP per hour.
+    pub messages_per_recipient_per_hour: i64,
+    pub messages_per_ip_per_hour: i64,
     /// SSO session limits: idle and absolute.
     pub session_idle: i64,
     pub session_absolute: i64,
@@ -59,6 +63,11 @@ impl Default for SecurityLimits {
             lockout: 15 * MINUTE,
             per_ip_per_minute: 30,
             per_account_per_quarter_hour: 10,
+            // Five codes of one journey an hour already; ten of any kind to one address allows a
+            // citizen to register, sign in and reset in one hour, not a flood. An IP sends for
+            // many people only behind a shared NAT (a practice, a care home): fifty an hour.
+            messages_per_recipient_per_hour: 10,
+            messages_per_ip_per_hour: 50,
             session_idle: 30 * MINUTE,
             session_absolute: 12 * HOUR,
             remembered_device: 30 * DAY,

@@ -7,7 +7,7 @@
 //! twice the limit through around an edge: a full window's worth just before it, another just
 //! after.
 
-use crate::clock::{self, MINUTE};
+use crate::clock::{self, HOUR, MINUTE};
 use crate::crypto::sha256_hex;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -49,6 +49,26 @@ pub async fn per_ip(state: &AppState, action: &str, ip: &str) -> Result<Limit, S
 /// answer does not reveal which). The email is hashed: no personal data in the table.
 pub async fn per_account(state: &AppState, action: &str, email: &str) -> Result<Limit, StoreError> {
     hit(state, format!("acct:{action}:{}", sha256_hex(email)), state.settings.limits.per_account_per_quarter_hour, 15 * MINUTE).await
+}
+
+/// One message about to be sent to `recipient` (an email address or mobile number, known to
+/// belong to an account or not) at the request of `ip`. Both caps count over any hour, in the
+/// database, so they hold across instances and across every journey that sends something
+/// (codes of every purpose, "you already have an account"): a stranger cannot flood one
+/// citizen from many journeys, nor many citizens from one address. The recipient is hashed
+/// under the pepper: no address is stored.
+pub async fn message(state: &AppState, recipient: Option<&str>, ip: &str) -> Result<Limit, StoreError> {
+    let limits = &state.settings.limits;
+    if hit(state, format!("msg-ip:{ip}"), limits.messages_per_ip_per_hour, HOUR).await? == Limit::Exceeded {
+        return Ok(Limit::Exceeded);
+    }
+    match recipient {
+        Some(to) => {
+            let key = crate::crypto::hmac_hex(state.kek.pepper(), &format!("recipient:{}", to.to_lowercase()));
+            hit(state, format!("msg-to:{key}"), limits.messages_per_recipient_per_hour, HOUR).await
+        }
+        None => Ok(Limit::Allowed),
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ pub enum Template {
     PasskeyRemoved,
     /// The citizen stopped using a password (they sign in with passkeys only).
     PasswordRemoved,
+    /// Too many wrong passwords for this email: a link to carry on signing in.
+    SignInUnlock,
 }
 
 impl Template {
@@ -49,6 +51,7 @@ impl Template {
             Template::PasskeyAdded => "passkey-added",
             Template::PasskeyRemoved => "passkey-removed",
             Template::PasswordRemoved => "password-removed",
+            Template::SignInUnlock => "sign-in-unlock-link",
         }
     }
 

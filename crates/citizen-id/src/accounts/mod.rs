@@ -6,6 +6,7 @@ pub mod journey;
 pub mod limits;
 pub mod messages;
 pub mod signin;
+pub mod throttle;
 
 /// What a citizen is told when the database is down mid-journey; nothing has been half-done.
 #[derive(Debug, thiserror::Error)]

@@ -107,7 +107,7 @@ pub enum AmnvStart {
 }
 
 /// AMNV: at P5, a code to the mobile on the PDS record.
-pub async fn start_amnv(state: &AppState, account: &AccountRecord) -> StoreResult<AmnvStart> {
+pub async fn start_amnv(state: &AppState, account: &AccountRecord, ip: &str) -> StoreResult<AmnvStart> {
     let Some(nhs) = account.nhs_number.as_deref().and_then(|n| domain::NhsNumber::parse(n).ok()) else {
         return Ok(AmnvStart::NoMobileOnPds);
     };
@@ -117,7 +117,7 @@ pub async fn start_amnv(state: &AppState, account: &AccountRecord) -> StoreResul
         Err(_) => return Ok(AmnvStart::PdsUnavailable),
     };
     let Some(mobile) = patient.mobile.filter(|_| !patient.restricted) else { return Ok(AmnvStart::NoMobileOnPds) };
-    match crate::accounts::codes::send(state, crate::accounts::codes::Purpose::Amnv, &account.id, Some(&mobile)).await? {
+    match crate::accounts::codes::send(state, crate::accounts::codes::Purpose::Amnv, &account.id, crate::accounts::codes::Recipient::To(&mobile), ip).await? {
         crate::accounts::codes::SendOutcome::Sent => Ok(AmnvStart::Sent { last_digits: mobile[mobile.len().saturating_sub(4)..].to_string() }),
         crate::accounts::codes::SendOutcome::TooMany => Ok(AmnvStart::TooMany),
     }

@@ -262,7 +262,7 @@ pub async fn get_mobile(ctx: Ctx) -> Response {
         Ok(a) => a,
         Err(r) => return r,
     };
-    match uplift::start_amnv(&ctx.state, &account).await {
+    match uplift::start_amnv(&ctx.state, &account, &ctx.ip).await {
         Err(e) => ctx.fail(e),
         Ok(AmnvStart::Sent { last_digits }) => {
             let page = ctx.page();
@@ -293,8 +293,9 @@ pub async fn post_mobile(ctx: Ctx, body: Bytes) -> Response {
             after_uplift(ctx, level).await
         }
         Ok(CodeCheck::Wrong { remaining }) => {
-            form(ctx.page(), StatusCode::UNAUTHORIZED, amnv_form("").error("code", format!("The security code is not correct. You have {remaining} more tries.")))
+            form(ctx.page(), StatusCode::UNAUTHORIZED, amnv_form("").error("code", format!("The security code is not correct. {}", CodeCheck::tries_left(remaining))))
         }
+        Ok(CodeCheck::Malformed) => form(ctx.page(), StatusCode::BAD_REQUEST, amnv_form("").error("code", "Enter the 6-digit security code")),
         Ok(_) => form(ctx.page(), StatusCode::UNAUTHORIZED, amnv_form("").error("code", "The security code has expired. Go back and send a new code.")),
     }
 }

@@ -44,8 +44,15 @@ impl Page {
 
 impl WebClient {
     pub fn new(base: &str) -> WebClient {
+        WebClient::from_ip(base, "127.0.0.1")
+    }
+
+    /// A browser on another machine: its connections come from `ip`, an address in 127.0.0.0/8
+    /// (the server sees it as the client IP).
+    pub fn from_ip(base: &str, ip: &str) -> WebClient {
         let jar = Arc::new(Jar::default());
-        let http = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).build().expect("client");
+        let local: std::net::IpAddr = ip.parse().expect("an IP address");
+        let http = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).local_address(local).build().expect("client");
         WebClient { base: base.to_string(), http, jar, csrf: String::new() }
     }
 
