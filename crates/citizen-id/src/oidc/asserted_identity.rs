@@ -14,9 +14,10 @@
 //!    (Table 1: "an exp of no longer than 60 seconds"), each with [`CLOCK_SKEW_SECS`];
 //! 4. `iss` is a registered partner and the JWT verifies with one of its registered keys
 //!    (Table 1: "signed by RP1 using its client private key");
-//! 4a. `iss` is a partner this partner (RP2) accepts assertions from, and not RP2 itself
-//!    (SSO pairing, `partner add|update --sso-from`; `single-sign-on.md`: "Partner services can
-//!    control who they share SSO with", "SSO configuration needs to be set up by NHS login");
+//!    Then `iss` is a partner this partner (RP2) accepts assertions from, and not RP2 itself
+//!    (rule 4a: SSO pairing, `partner add|update --sso-from`; `single-sign-on.md`: "Partner
+//!    services can control who they share SSO with", "SSO configuration needs to be set up by
+//!    NHS login");
 //! 5. (`iss`, `jti`) never seen before ("Asserted tokens are one time tokens");
 //! 6. `code` names an ID token we issued to `iss`, not expired, whose grant is not revoked;
 //! 7. the sign-in behind that ID token is no older than a session may live, and the citizen
@@ -90,7 +91,7 @@ pub async fn verify(state: &AppState, request: &AuthorizeRequest) -> Result<Asse
     }
     // Rule 4a: only after the signature, so the pairing cannot be probed without a key.
     let paired = checked.issuer != request.client_id
-        && state.db.partner(&request.client_id).await?.is_some_and(|rp2| rp2.sso_from.iter().any(|c| *c == checked.issuer));
+        && state.db.partner(&request.client_id).await?.is_some_and(|rp2| rp2.sso_from.contains(&checked.issuer));
     if !paired {
         return Err(sso_failed("This service does not accept single sign-on from the service named in iss"));
     }
