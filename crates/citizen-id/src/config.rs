@@ -51,6 +51,10 @@ pub struct SecurityLimits {
     pub session_idle: i64,
     pub session_absolute: i64,
     pub remembered_device: i64,
+    /// Demographic matches tried against PDS per account, and per client IP, in any 24 hours
+    /// (`proofing::uplift`): few, so a stranger's details cannot be found by guessing.
+    pub proving_per_account_per_day: i64,
+    pub proving_per_ip_per_day: i64,
 }
 
 impl Default for SecurityLimits {
@@ -71,6 +75,8 @@ impl Default for SecurityLimits {
             session_idle: 30 * MINUTE,
             session_absolute: 12 * HOUR,
             remembered_device: 30 * DAY,
+            proving_per_account_per_day: 5,
+            proving_per_ip_per_day: 20,
         }
     }
 }

@@ -40,4 +40,6 @@ pub enum Journey {
     /// The emailed link after too many wrong passwords (`accounts::throttle`), opened; the
     /// button on its page uses it.
     Unlock { key: String, token: String },
+    /// AMNV: a code went to this mobile, the one on the PDS record when it was sent.
+    Amnv { mobile: String },
 }

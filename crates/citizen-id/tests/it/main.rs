@@ -18,6 +18,7 @@ mod operations;
 mod passkeys;
 mod pds;
 mod proofing;
+mod proving;
 mod protocol_errors;
 mod protocol_flow;
 mod redemption_batches;

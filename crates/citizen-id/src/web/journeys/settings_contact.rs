@@ -169,10 +169,12 @@ pub async fn post_mobile_code(ctx: Ctx, body: Bytes) -> Response {
     let now = clock::now_ms();
     // PDS first: if the NHS record cannot be updated, the login details stay as they were too.
     if update_pds {
-        let (Some(nhs), Some(version)) = (account.nhs_number.as_deref().and_then(|n| domain::NhsNumber::parse(n).ok()), account.pds_version.clone()) else {
+        let Some(nhs) = account.nhs_number.as_deref().and_then(|n| domain::NhsNumber::parse(n).ok()) else {
             return ctx.redirect("/settings").await;
         };
-        match ctx.state.pds.update_contact(&nhs, &version, Some(&mobile), None).await {
+        // The client reads the record's current version first: the one stored at proving
+        // time is stale once anything on PDS changes.
+        match ctx.state.pds.update_contact(&nhs, Some(&mobile), None).await {
             Ok(updated) => {
                 if let Err(e) = ctx.state.db.set_pds_version(&account.id, &updated.version).await {
                     return ctx.fail(e);
