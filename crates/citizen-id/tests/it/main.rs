@@ -7,6 +7,7 @@ mod asserted_identity;
 mod browser_flow;
 mod browser_journeys;
 mod cli;
+mod client_assertions;
 mod delivery;
 mod gp;
 mod journeys;
