@@ -1,7 +1,8 @@
 //! The token endpoint's rules for client assertions and refresh scopes as partner libraries
 //! meet them (issue 15 item 12): lifetimes up to an hour (Authlib's default), `aud` the token
 //! endpoint or the issuer alone (openid-client v6, draft-ietf-oauth-rfc7523bis), `iat`
-//! required, each `jti` remembered until its `exp`.
+//! required, each `jti` remembered until its `exp`, and a refresh that asks for more than the
+//! grant refused before its token is spent.
 
 use serde_json::{Value, json};
 
@@ -120,9 +121,46 @@ async fn aud_is_the_token_endpoint_or_the_issuer_alone(app: TestApp) {
     }
 }
 
+/// A refresh asking for more scope than the grant is `invalid_scope` and leaves the refresh
+/// token unspent: the partner's retry with the same token rotates it (before, the refusal came
+/// after the rotation, and the retry was taken for a reuse that revoked the family). The
+/// refused request's assertion is spent all the same.
+async fn wider_refresh_scope_is_refused_before_the_token_is_spent(app: TestApp) {
+    let p = app.partner("openid email profile", &["P0.Cp.Cd"]).await;
+    let citizen = app.citizen().await;
+    let mut web = signed_in(&app, &p, &citizen).await;
+    let c = code(&app, &mut web, &p, &[]).await;
+    let (status, body) = exchange(&app, &p, &c, &assertion(&app, &p)).await;
+    assert_eq!((status, body["scope"].as_str()), (200, Some("openid email")));
+    let rt = body["refresh_token"].as_str().unwrap().to_string();
+    // profile is registered for the partner but was not granted.
+    let wider = assertion(&app, &p);
+    let (status, body) = refresh(&app, &rt, Some("openid email profile"), &wider).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(body["error_description"], "scope exceeds the scope originally granted");
+    // The assertion of the refused request cannot be used again.
+    let (status, body) = refresh(&app, &rt, None, &wider).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "the refused request spent its jti");
+    // The same refresh token still rotates, and the grant is alive.
+    let (status, body) = refresh(&app, &rt, None, &assertion(&app, &p)).await;
+    assert_eq!((status, body["error"].as_str(), body["scope"].as_str()), (200, None, Some("openid email")), "{body}");
+    let next = body["refresh_token"].as_str().unwrap();
+    assert_ne!(next, rt);
+    assert_eq!(userinfo(&app, body["access_token"].as_str().unwrap()).await.0, 200, "the grant was not revoked");
+}
+
+/// A refresh request for `rt` (with `scope`, when given) authenticated by `assertion`.
+async fn refresh(app: &TestApp, rt: &str, scope: Option<&str>, assertion: &str) -> (u16, Value) {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
+    form.extend(scope.map(|s| ("scope", s)));
+    form.extend([("client_assertion_type", JWT_BEARER), ("client_assertion", assertion)]);
+    token(app, &form).await
+}
+
 on_both_databases!(
     assertions_may_live_an_hour_and_their_jti_is_kept_as_long,
     longer_assertions_are_refused,
     assertions_without_iat_are_refused,
     aud_is_the_token_endpoint_or_the_issuer_alone,
+    wider_refresh_scope_is_refused_before_the_token_is_spent,
 );
