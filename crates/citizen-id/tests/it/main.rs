@@ -14,6 +14,7 @@ mod journeys;
 mod key_rotation;
 mod notify;
 mod operations;
+mod partner_libraries;
 mod passkeys;
 mod pds;
 mod proofing;
