@@ -55,7 +55,7 @@ pub fn settings(issuer: String, listen: SocketAddr, database_url: String, secret
         database_url,
         key_encryption_secret: secret,
         notify_providers: vec![],
-        trust_forwarded_for: false,
+        trusted_proxies: Default::default(),
         lifetimes: TokenLifetimes::default(),
         limits: SecurityLimits::default(),
         test_code: Some(TEST_CODE.to_string()),

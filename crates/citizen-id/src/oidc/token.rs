@@ -524,7 +524,7 @@ pub(crate) mod tests {
             database_url,
             key_encryption_secret: "k".repeat(40),
             notify_providers: vec![],
-            trust_forwarded_for: false,
+            trusted_proxies: Default::default(),
             lifetimes: Default::default(),
             limits: Default::default(),
             test_code: None,

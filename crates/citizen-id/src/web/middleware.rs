@@ -1,4 +1,5 @@
-//! Cross-cutting layers: security headers with a per-request CSP nonce, request ids, metrics.
+//! Cross-cutting layers: security headers with a per-request CSP nonce, request ids, the
+//! client's address, metrics.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -44,8 +45,8 @@ static CSP_WITHOUT_SCRIPTS: LazyLock<HeaderValue> = LazyLock::new(|| HeaderValue
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The client's address: the socket peer, or `X-Forwarded-For`'s first hop when configured
-/// to sit behind a trusted proxy (never trusted otherwise: it is client-controlled).
+/// The client's address: the socket peer, or when that is one of the `trusted_proxies`, the
+/// address those proxies saw (`web::client_ip`: never a hop the client wrote).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
@@ -58,15 +59,8 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .map(String::from)
         .unwrap_or_else(|| random_token(12));
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let forwarded = state
-        .settings
-        .trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()))
-        .flatten()
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string());
-    let ip = forwarded.or(peer).unwrap_or_else(|| "unknown".to_string());
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = peer.map_or_else(|| "unknown".to_string(), |peer| state.settings.trusted_proxies.client_ip(peer, req.headers()).to_string());
     req.extensions_mut().insert(nonce.clone());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(ClientIp(ip));

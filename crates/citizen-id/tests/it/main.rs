@@ -18,6 +18,7 @@ mod pds;
 mod proofing;
 mod protocol_errors;
 mod protocol_flow;
+mod proxies;
 mod redemption_batches;
 mod rotation_batches;
 mod sandpit;
