@@ -89,6 +89,10 @@ pub struct Settings {
     /// The proxies in front of the service whose `X-Forwarded-For` hops are believed (see
     /// `web::client_ip` for the walk); empty: the TCP peer is the client.
     pub trusted_proxies: TrustedProxies,
+    /// Where `/metrics` is served: its own listener, not the public one (`serve`, loopback by
+    /// default: it names partners and counts their sign-ins). `None` keeps it on the main
+    /// listener (the sandpit).
+    pub metrics_listen: Option<SocketAddr>,
     pub lifetimes: TokenLifetimes,
     pub limits: SecurityLimits,
     /// The sandpit's fixed one-time code; always `None` in production.
@@ -130,9 +134,13 @@ pub struct FileConfig {
     /// CIDR ranges (IPv4 or IPv6) of the proxies in front of the service.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    pub metrics_listen: Option<SocketAddr>,
     pub pds_base_url: Option<String>,
     pub gp_base_url: Option<String>,
 }
+
+/// The default of `metrics_listen` in production: loopback only, Prometheus exporters' port.
+pub const METRICS_LISTEN: &str = "127.0.0.1:9464";
 
 impl FileConfig {
     pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
@@ -172,6 +180,9 @@ impl FileConfig {
         if let Some(v) = env("CITIZEN_ID_TRUSTED_PROXIES") {
             cfg.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         }
+        if let Some(v) = env("CITIZEN_ID_METRICS_LISTEN") {
+            cfg.metrics_listen = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_METRICS_LISTEN: {e}"))?);
+        }
         if let (Some(base_url), Some(api_key)) = (env("CITIZEN_ID_NOTIFY_URL"), env("CITIZEN_ID_NOTIFY_API_KEY")) {
             cfg.notify.insert(0, NotifyProviderSettings { base_url, api_key, templates: Default::default() });
         }
@@ -201,6 +212,7 @@ impl FileConfig {
             key_encryption_secret,
             notify_providers: self.notify,
             trusted_proxies,
+            metrics_listen: Some(self.metrics_listen.unwrap_or_else(|| METRICS_LISTEN.parse().expect("address"))),
             lifetimes: TokenLifetimes::default(),
             limits: SecurityLimits::default(),
             test_code: None,
@@ -247,12 +259,14 @@ mod tests {
     }
 
     #[test]
-    fn production_reads_its_proxies() {
+    fn production_serves_metrics_on_loopback_and_reads_its_proxies() {
         let settings = complete().into_production().unwrap();
+        assert_eq!(settings.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
         assert!(settings.trusted_proxies.is_empty(), "no proxy is trusted unless named");
-        let cfg: FileConfig = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]").unwrap();
-        let settings = FileConfig { trusted_proxies: cfg.trusted_proxies, ..complete() }.into_production().unwrap();
+        let cfg: FileConfig = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\nmetrics_listen = \"127.0.0.1:9100\"").unwrap();
+        let settings = FileConfig { trusted_proxies: cfg.trusted_proxies, metrics_listen: cfg.metrics_listen, ..complete() }.into_production().unwrap();
         assert!(settings.trusted_proxies.trusts("10.1.1.1".parse().unwrap()) && settings.trusted_proxies.trusts("2001:db8::9".parse().unwrap()));
+        assert_eq!(settings.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn settings(issuer: String, listen: SocketAddr, database_url: String, secret
         key_encryption_secret: secret,
         notify_providers: vec![],
         trusted_proxies: Default::default(),
+        metrics_listen: None,
         lifetimes: TokenLifetimes::default(),
         limits: SecurityLimits::default(),
         test_code: Some(TEST_CODE.to_string()),

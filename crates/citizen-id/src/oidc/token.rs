@@ -525,6 +525,7 @@ pub(crate) mod tests {
             key_encryption_secret: "k".repeat(40),
             notify_providers: vec![],
             trusted_proxies: Default::default(),
+            metrics_listen: None,
             lifetimes: Default::default(),
             limits: Default::default(),
             test_code: None,

@@ -1,5 +1,5 @@
 //! Cross-cutting layers: security headers with a per-request CSP nonce, request ids, the
-//! client's address, metrics.
+//! client's address, metrics, and the answer to a body over the size limit.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -7,9 +7,10 @@ use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::Json;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::crypto::random_token;
 use crate::state::AppState;
@@ -120,4 +121,44 @@ fn intern(value: &str) -> &'static str {
     let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
     set.insert(leaked);
     leaked
+}
+
+/// A body over the router's size limit is refused (413) before it is read; axum's own answer is
+/// plain text ("length limit exceeded"). Partners get the service's protocol error instead, a
+/// JSON `invalid_request` (Federation spec Tables 10 and 13), on the endpoints they call
+/// directly; a citizen's browser gets the service's page, on every other route. (`/authorize`
+/// is a browser's: with its body unread, its redirect URI is unchecked, so RFC 6749 4.1.2.1
+/// asks for a page, never a redirect.)
+pub async fn oversized_bodies(req: Request, next: Next) -> Response {
+    let nonce = req.extensions().get::<CspNonce>().cloned().unwrap_or_default();
+    let json = is_json_endpoint(req.uri().path(), req.method());
+    let authorize = req.uri().path() == "/authorize";
+    let res = next.run(req).await;
+    if res.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return res;
+    }
+    let description = "The request body is too large";
+    if json {
+        let body = serde_json::json!({ "error": "invalid_request", "error_description": description });
+        return (StatusCode::PAYLOAD_TOO_LARGE, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+    }
+    let page = super::pages::PageContext { nonce: nonce.value(), ..Default::default() };
+    if authorize {
+        // As for any authorization request that cannot be read (`journeys::authorize`).
+        let lines = ["The request could not be read", "Go back to the service and try again. If it keeps happening, contact that service."];
+        return super::pages::message(page, StatusCode::PAYLOAD_TOO_LARGE, "Sorry, there is a problem with the service you came from", &lines, None);
+    }
+    super::pages::message(
+        page,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Sorry, there is a problem",
+        &["What you sent was too large for us to read. Nothing has been changed.", "Go back and try again."],
+        Some(("/", "Go to the start")),
+    )
+}
+
+/// The endpoints partners and scripts call without a page: the token and UserInfo endpoints
+/// (Federation spec 3.5, 3.6) and the passkey ceremonies' JSON.
+fn is_json_endpoint(path: &str, method: &Method) -> bool {
+    matches!(path, "/token" | "/userinfo") || (path.starts_with("/passkeys/") && method == Method::POST)
 }

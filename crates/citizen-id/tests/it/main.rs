@@ -13,6 +13,7 @@ mod journeys;
 mod key_rotation;
 mod notify;
 mod operations;
+mod operator_surfaces;
 mod passkeys;
 mod pds;
 mod proofing;

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub pds_sim: citizen_id::integrations::pds::simulator::SimHandle,
     pub gp_sim: citizen_id::integrations::gp::simulator::SimHandle,
     pub addr: SocketAddr,
+    /// The `/metrics` listener, when the settings give it its own (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub sink: Arc<DevSink>,
     seen: Mutex<HashMap<String, u64>>,
@@ -169,6 +171,7 @@ impl TestApp {
             pds_sim,
             gp_sim,
             addr: running.addr,
+            metrics_addr: running.metrics_addr,
             state,
             sink,
             seen: Mutex::new(HashMap::new()),
