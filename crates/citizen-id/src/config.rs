@@ -189,7 +189,9 @@ impl FileConfig {
         Ok(cfg)
     }
 
-    /// Production settings: refuses to start without an issuer, a database and a key secret.
+    /// Production settings: refuses to start without an issuer, a database, a key secret, and
+    /// the PDS and GP linkage services (without them every proof of identity would fail as an
+    /// outage, which is a misconfiguration to report at start, not to find in production).
     pub fn into_production(self) -> anyhow::Result<Settings> {
         let issuer = self.issuer.ok_or_else(|| anyhow::anyhow!("an issuer URL is required (issuer / CITIZEN_ID_ISSUER)"))?;
         let issuer = issuer.trim_end_matches('/').to_string();
@@ -203,6 +205,8 @@ impl FileConfig {
         if key_encryption_secret.len() < 32 {
             anyhow::bail!("the key-encryption secret must be at least 32 characters");
         }
+        let pds_base_url = self.pds_base_url.ok_or_else(|| anyhow::anyhow!("a PDS FHIR base URL is required (pds_base_url / CITIZEN_ID_PDS_URL)"))?;
+        let gp_base_url = self.gp_base_url.ok_or_else(|| anyhow::anyhow!("a GP linkage service URL is required (gp_base_url / CITIZEN_ID_GP_URL)"))?;
         let trusted_proxies = TrustedProxies::parse(&self.trusted_proxies).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
         Ok(Settings {
             mode: Mode::Production,
@@ -216,8 +220,8 @@ impl FileConfig {
             lifetimes: TokenLifetimes::default(),
             limits: SecurityLimits::default(),
             test_code: None,
-            pds_base_url: self.pds_base_url,
-            gp_base_url: self.gp_base_url,
+            pds_base_url: Some(pds_base_url),
+            gp_base_url: Some(gp_base_url),
             key_refresh: KEY_REFRESH,
         })
     }
@@ -236,6 +240,8 @@ mod tests {
             issuer: Some("https://auth.example.org/".into()),
             database_url: Some("postgres://db.example/cid".into()),
             key_encryption_secret: Some("s".repeat(32)),
+            pds_base_url: Some("https://pds.example/FHIR/R4".into()),
+            gp_base_url: Some("https://gp.example".into()),
             ..FileConfig::default()
         }
     }
@@ -254,6 +260,8 @@ mod tests {
         assert!(missing(|c| c.database_url = None).contains("a database URL is required"));
         assert!(missing(|c| c.key_encryption_secret = None).contains("a key-encryption secret is required"));
         assert!(missing(|c| c.key_encryption_secret = Some("short".into())).contains("at least 32 characters"));
+        assert!(missing(|c| c.pds_base_url = None).contains("a PDS FHIR base URL is required (pds_base_url / CITIZEN_ID_PDS_URL)"));
+        assert!(missing(|c| c.gp_base_url = None).contains("a GP linkage service URL is required (gp_base_url / CITIZEN_ID_GP_URL)"));
         assert!(missing(|c| c.trusted_proxies = vec!["10.0.0.0/8".into(), "10.0.0.0/40".into()]).contains("trusted_proxies: \"10.0.0.0/40\""));
         assert!(missing(|c| c.trusted_proxies = vec!["proxy.internal".into()]).contains("is not an IP address or CIDR range"));
     }

@@ -46,9 +46,9 @@ pub fn provider_from(state: &AppState) -> anyhow::Result<Arc<dyn NotificationPro
     Ok(Arc::new(FailoverProvider::new(providers)))
 }
 
-/// The real HTTP clients for PDS and the GP linkage service, at the configured URLs. With no
-/// URL configured, the client points at an unroutable address and every call fails as
-/// "unavailable", which the journeys show as a retryable outage (never a silent success).
+/// The real HTTP clients for PDS and the GP linkage service, at the configured URLs. `serve`
+/// refuses to start without both (`config`); should a caller pass none, the client points at an
+/// unroutable address and every call fails as "unavailable" (never a silent success).
 pub fn third_parties(pds_url: Option<&str>, gp_url: Option<&str>) -> anyhow::Result<(Arc<dyn PdsClient>, Arc<dyn GpLinkageClient>)> {
     let http = reqwest::Client::builder().build()?;
     let timeout = Duration::from_secs(5);

@@ -1,11 +1,13 @@
-//! What `serve` shows the public and what it keeps for the operator (issue 15 item 11):
-//! `/metrics` only on its own listener, and the service's own answers to an oversized body.
+//! What `serve` shows the public and what it keeps for the operator (issue 15 items 11 and 14):
+//! `/metrics` only on its own listener, the service's own answers to an oversized body, no
+//! plain-http redirect URIs outside the sandpit, and GP credentials only after two factors.
 
 use serde_json::Value;
 
-use crate::support::protocol::{code, signed_in};
+use crate::support::protocol::{assertion, authorize_url, challenge, code, exchange, signed_in};
 use crate::support::web::WebClient;
 use crate::support::{Backend, TestApp};
+use crate::on_both_databases;
 use citizen_id::config::{Mode, Settings};
 
 /// `serve`'s settings where they differ from the sandpit's: production mode, and `/metrics` on
@@ -83,6 +85,62 @@ async fn oversized_bodies_get_the_services_own_answers(app: TestApp) {
     assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
 
+/// The reference: "HTTP URIs are NOT permitted". A registration holding one (made in a sandpit,
+/// or before this rule) is refused at `/authorize` in `serve` as an unregistered redirect URI.
+async fn serve_refuses_an_http_redirect_uri_at_authorize(app: TestApp) {
+    let p = app.partner_redirecting_to("openid email", &["P0.Cp.Cd"], "http://localhost:3000/cb").await;
+    let page = WebClient::new(&app.base).get(&authorize_url(&app, &p, &[])).await;
+    assert_eq!((page.status.as_u16(), page.left_to.as_deref()), (400, None), "never redirected to http");
+    assert_eq!(page.heading(), "Sorry, there is a problem with the service you came from");
+    assert!(page.contains("is not registered for it"), "{}", page.html);
+}
+
+async fn the_sandpit_takes_an_http_localhost_redirect_uri(app: TestApp) {
+    let p = app.partner_redirecting_to("openid email", &["P0.Cp.Cd"], "http://localhost:3000/cb").await;
+    let page = WebClient::new(&app.base).get(&authorize_url(&app, &p, &[])).await;
+    assert_eq!((page.status.as_u16(), page.heading().as_str()), (200, "Sign in"));
+}
+
+/// scopes-and-claims.md note 6: the scope "is protected by a high level of authentication"; a
+/// P9 sign-in with a password alone (`P9.Cp`) gets no GP credentials, `P9.Cp.Cd` does.
+async fn gp_credentials_need_two_factors(app: TestApp) {
+    let scope = "openid gp_integration_credentials";
+    let p = app.partner("openid", &["P9.Cp", "P9.Cp.Cd"]).await;
+    let mut record = app.state.db.partner(&p.client_id).await.unwrap().unwrap();
+    record.scopes = scope.split(' ').map(String::from).collect();
+    record.im1 = true;
+    app.state.db.update_partner(&record).await.unwrap();
+    let citizen = app.citizen().await;
+    let now = citizen_id::clock::now_ms();
+    app.state.db.set_proofing_level(&citizen.id, "P9", now).await.unwrap();
+    let creds = serde_json::json!({ "gp_user_id": "1234567890", "gp_linkage_key": "LINKAGEKEY1", "gp_ods_code": "A12345" });
+    let sealed = app.state.kek.seal(&format!("gp_credentials:{}", citizen.id), creds.to_string().as_bytes());
+    app.state.db.set_gp_credentials(&citizen.id, &sealed, now).await.unwrap();
+    let mut web = signed_in(&app, &p, &citizen).await;
+    app.state.db.save_consent(&citizen.id, &p.client_id, scope, now).await.unwrap();
+
+    let mut released = Vec::new();
+    for vtr in [r#"["P9.Cp"]"#, r#"["P9.Cp.Cd"]"#] {
+        let c = challenge();
+        let page = web.get(&authorize_url(&app, &p, &[("vtr", vtr), ("scope", scope), ("code_challenge", &c), ("code_challenge_method", "S256")])).await;
+        let issued = page.param("code").unwrap_or_else(|| panic!("{vtr}: no code: {}", page.heading()));
+        let (status, tokens) = exchange(&app, &p, &issued, &assertion(&app, &p)).await;
+        assert_eq!(status, 200, "{tokens}");
+        let info: Value = reqwest::Client::new()
+            .get(app.url("/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        released.push(info.get("gp_integration_credentials").cloned());
+    }
+    assert_eq!(released[0], None, "not after P9.Cp");
+    assert_eq!(released[1], Some(creds), "after P9.Cp.Cd");
+}
+
 macro_rules! like_serve {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -101,4 +159,5 @@ macro_rules! like_serve {
     )*};
 }
 
-like_serve!(metrics_are_not_on_the_public_listener, oversized_bodies_get_the_services_own_answers);
+like_serve!(metrics_are_not_on_the_public_listener, oversized_bodies_get_the_services_own_answers, serve_refuses_an_http_redirect_uri_at_authorize);
+on_both_databases!(the_sandpit_takes_an_http_localhost_redirect_uri, gp_credentials_need_two_factors);
