@@ -4,10 +4,38 @@
 use domain::{RedirectUri, Scope, Vector};
 
 use crate::clock;
+use crate::config::Mode;
 use crate::oidc::client_auth::public_jwk_from_pem_or_jwk;
 use crate::store::partners::PartnerRecord;
 
 pub const MAX_REDIRECT_URIS: usize = 10;
+
+/// Whether `mode` may use the redirect URI `uri` (already a valid `RedirectUri`). The
+/// Federation spec ("Client Redirects"): "HTTP URIs are NOT permitted". The sandpit allows
+/// plain http to the partner's own machine (RFC 8252 7.3) so a partner can develop against it;
+/// `serve` does not, neither at registration (`check_redirect_uris_for`) nor at `/authorize`
+/// (`usable_in`), which treats such a URI as unregistered.
+pub fn redirect_uri_permitted(uri: &str, mode: Mode) -> bool {
+    mode == Mode::Sandpit || uri.starts_with("https://")
+}
+
+/// Refuses a registration holding a redirect URI `mode` may not use.
+pub fn check_redirect_uris_for(record: &PartnerRecord, mode: Mode) -> Result<(), String> {
+    match record.redirect_uris.iter().find(|u| !redirect_uri_permitted(u, mode)) {
+        None => Ok(()),
+        Some(u) => Err(format!(
+            "redirect URI {u}: http:// redirect URIs are only for a sandpit (NHS login: \"HTTP URIs are NOT permitted\"); \
+             use https://, or pass --sandpit when registering with a sandpit"
+        )),
+    }
+}
+
+/// The partner as `/authorize` in `mode` sees it: redirect URIs it may not use are dropped, so
+/// a request naming one gets the page for an unregistered redirect URI.
+pub fn usable_in(mut record: PartnerRecord, mode: Mode) -> PartnerRecord {
+    record.redirect_uris.retain(|u| redirect_uri_permitted(u, mode));
+    record
+}
 
 /// A registration as an operator gives it.
 #[derive(Debug, Clone, Default)]
@@ -149,5 +177,17 @@ mod tests {
         let mut i = input();
         i.sso_from = vec!["rp1".into(), "rp1".into()];
         assert_eq!(build(i).unwrap().sso_from, ["rp1"]);
+    }
+
+    #[test]
+    fn http_localhost_is_for_the_sandpit_only() {
+        let mut i = input();
+        i.redirect_uris = vec!["https://rp.example/cb".into(), "http://localhost:3000/cb".into()];
+        let record = build(i).unwrap();
+        assert!(check_redirect_uris_for(&record, Mode::Sandpit).is_ok());
+        let err = check_redirect_uris_for(&record, Mode::Production).unwrap_err();
+        assert!(err.contains("http://localhost:3000/cb") && err.contains("HTTP URIs are NOT permitted") && err.contains("--sandpit"), "{err}");
+        assert_eq!(usable_in(record.clone(), Mode::Production).redirect_uris, ["https://rp.example/cb"]);
+        assert_eq!(usable_in(record, Mode::Sandpit).redirect_uris.len(), 2);
     }
 }

@@ -6,7 +6,8 @@ use clap::Subcommand;
 
 use super::Target;
 use crate::clock;
-use crate::partners::{PartnerInput, build};
+use crate::config::Mode;
+use crate::partners::{PartnerInput, build, check_redirect_uris_for};
 use crate::store::{Db, StoreError};
 
 #[derive(clap::Args)]
@@ -14,9 +15,13 @@ pub struct PartnerArgs {
     /// The name citizens see on the consent page.
     #[arg(long)]
     name: Option<String>,
-    /// An exact redirect URI (https; http only for localhost). Repeat for more, at most 10.
+    /// An exact redirect URI (https; http://localhost only with --sandpit). Repeat for more, at most 10.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
+    /// This registry is a sandpit's: http://localhost redirect URIs may be registered (NHS
+    /// login permits no HTTP URIs, and `serve` refuses them at /authorize).
+    #[arg(long)]
+    sandpit: bool,
     /// The partner's RSA public key (PEM or JWK file). Repeat for more.
     #[arg(long = "public-key")]
     public_keys: Vec<PathBuf>,
@@ -78,6 +83,11 @@ pub enum PartnerCommand {
     },
 }
 
+/// The registry's rules: the sandpit's only when the operator says so.
+fn mode(sandpit: bool) -> Mode {
+    if sandpit { Mode::Sandpit } else { Mode::Production }
+}
+
 fn read_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     paths.iter().map(|p| std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))).collect()
 }
@@ -98,6 +108,7 @@ pub async fn run(cmd: PartnerCommand) -> anyhow::Result<()> {
                 sso_from: args.sso_from,
             })
             .map_err(anyhow::Error::msg)?;
+            check_redirect_uris_for(&record, mode(args.sandpit)).map_err(anyhow::Error::msg)?;
             match db.insert_partner(&record).await {
                 Err(StoreError::Conflict) => anyhow::bail!("a partner with client id {} already exists", record.client_id),
                 other => other?,
@@ -139,6 +150,7 @@ pub async fn run(cmd: PartnerCommand) -> anyhow::Result<()> {
                 },
             })
             .map_err(anyhow::Error::msg)?;
+            check_redirect_uris_for(&record, mode(args.sandpit)).map_err(anyhow::Error::msg)?;
             record.created_at = old.created_at;
             record.updated_at = clock::now_ms();
             db.update_partner(&record).await?;

@@ -13,7 +13,7 @@ use crate::state::AppState;
 const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let mut routes = Router::new()
         // OpenID Connect (partner-facing, Federation spec 3.3)
         .route("/.well-known/openid-configuration", get(protocol::get_discovery))
         .route("/.well-known/jwks.json", get(protocol::get_jwks))
@@ -79,12 +79,22 @@ pub fn router(state: AppState) -> Router {
         // Operations
         .route("/health", get(health::get_health))
         .route("/ready", get(health::get_ready))
-        .route("/metrics", get(health::get_metrics))
         .route("/assets/{*path}", get(assets::serve_asset))
         .fallback(health::not_found);
+    // `serve` has /metrics on its own listener (`metrics_router`); the sandpit keeps it here.
+    if state.settings.metrics_listen.is_none() {
+        routes = routes.route("/metrics", get(health::get_metrics));
+    }
     routes
+        .layer(axum::middleware::from_fn(middleware::oversized_bodies))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The operator's listener (`metrics_listen`): `/metrics` and nothing else. It names partners
+/// and counts their sign-ins, so it is not on the public listener in `serve`.
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(health::get_metrics))
 }

@@ -99,6 +99,7 @@ async fn run(app: &TestApp, library: Library) -> Option<Run> {
         vectors: vec!["P0.Cp.Cd".into()],
         refresh_tokens: true,
         im1: false,
+        sso_from: vec![],
     })
     .expect("valid partner");
     app.state.db.insert_partner(&record).await.unwrap();

@@ -31,7 +31,8 @@ async fn start(mut ctx: Ctx, raw: RawParams) -> Response {
     // Look the partner up first (the parser itself does no I/O).
     let client_id = raw.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.clone()).unwrap_or_default();
     let partner = match ctx.state.db.partner(&client_id).await {
-        Ok(p) => p,
+        // Only the redirect URIs this mode permits (`partners::usable_in`: no http in `serve`).
+        Ok(p) => p.map(|p| crate::partners::usable_in(p, ctx.state.settings.mode)),
         Err(e) => return ctx.fail(e),
     };
     let request = match authorize::parse(raw, |_| partner) {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use citizen_id::cli::sandpit;
+use citizen_id::config::Settings;
 use citizen_id::crypto::password;
 use citizen_id::integrations::notify::dev_sink::DevSink;
 use citizen_id::oidc::keys::generate_rsa_pkcs8;
@@ -35,6 +36,8 @@ pub struct TestApp {
     pub pds_sim: citizen_id::integrations::pds::simulator::SimHandle,
     pub gp_sim: citizen_id::integrations::gp::simulator::SimHandle,
     pub addr: SocketAddr,
+    /// The `/metrics` listener, when the settings give it its own (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub sink: Arc<DevSink>,
     seen: Mutex<HashMap<String, u64>>,
@@ -99,34 +102,47 @@ impl TestApp {
     }
 
     async fn start_with(backend: Backend, deliver: bool) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1", deliver, None).await
+        TestApp::start_at(backend, "127.0.0.1", deliver, None, &|_| {}).await
+    }
+
+    /// Like `start`, with `edit` applied to the settings first (e.g. `serve`'s `mode` and
+    /// `metrics_listen`, or `trusted_proxies`).
+    pub async fn start_with_settings(backend: Backend, edit: &(dyn Fn(&mut Settings) + Sync)) -> Option<TestApp> {
+        TestApp::start_at(backend, "127.0.0.1", true, None, edit).await
     }
 
     /// Like `start`, but the issuer is `http://localhost:{port}` (still listening on
     /// 127.0.0.1): WebAuthn needs a secure context and a relying-party id that is a domain
     /// name, which 127.0.0.1 is not. For the passkey tests.
     pub async fn start_localhost(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "localhost", true, None).await
+        TestApp::start_at(backend, "localhost", true, None, &|_| {}).await
     }
 
     /// Like `start`, but the issuer is an https URL, as behind the TLS-terminating proxy of a
     /// production deployment (requests still reach it over plain HTTP on 127.0.0.1): for what
     /// changes outside localhost (`Secure` `__Host-` cookies, HSTS).
     pub async fn start_behind_tls_proxy(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1", true, Some("https://citizen-id.example")).await
+        TestApp::start_at(backend, "127.0.0.1", true, Some("https://citizen-id.example"), &|_| {}).await
     }
 
-    async fn start_at(backend: Backend, host: &str, deliver: bool, issuer: Option<&str>) -> Option<TestApp> {
+    async fn start_at(backend: Backend, host: &str, deliver: bool, issuer: Option<&str>, edit: &(dyn Fn(&mut Settings) + Sync)) -> Option<TestApp> {
         citizen_id::ops::telemetry::init_logging(false);
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
             Backend::Postgres => postgres_database().await?,
         };
-        Some(TestApp::with_database(database_url, dir, host, deliver, issuer).await)
+        Some(TestApp::with_database(database_url, dir, host, deliver, issuer, edit).await)
     }
 
-    async fn with_database(database_url: String, dir: tempfile::TempDir, host: &str, deliver: bool, issuer: Option<&str>) -> TestApp {
+    async fn with_database(
+        database_url: String,
+        dir: tempfile::TempDir,
+        host: &str,
+        deliver: bool,
+        issuer: Option<&str>,
+        edit: &(dyn Fn(&mut Settings) + Sync),
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{host}:{}", addr.port());
@@ -138,6 +154,7 @@ impl TestApp {
         }
         // Key rotations by the CLI reach the server within a test's patience.
         settings.key_refresh = Duration::from_millis(100);
+        edit(&mut settings);
         let (der, jwk) = test_key();
         let demo = DemoPartner::from_pkcs8(sandpit::DEMO_CLIENT_ID, &der).expect("demo key");
         let sink = Arc::new(DevSink::new());
@@ -149,7 +166,17 @@ impl TestApp {
         let state = AppState::build(settings, integrations).await.expect("state");
         sandpit::ensure_demo_partner(&state, &der, &jwk).await.expect("demo partner");
         let running = citizen_id::server::start(state.clone(), listener, sink.clone(), deliver.then_some(Duration::from_millis(20))).await.expect("start");
-        TestApp { base, pds_sim, gp_sim, addr: running.addr, state, sink, seen: Mutex::new(HashMap::new()), _dir: dir }
+        TestApp {
+            base,
+            pds_sim,
+            gp_sim,
+            addr: running.addr,
+            metrics_addr: running.metrics_addr,
+            state,
+            sink,
+            seen: Mutex::new(HashMap::new()),
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

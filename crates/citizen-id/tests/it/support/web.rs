@@ -56,6 +56,18 @@ impl WebClient {
         WebClient { base: base.to_string(), http, jar, csrf: String::new() }
     }
 
+    /// A browser whose every request carries `headers` (e.g. the `X-Forwarded-For` a proxy in
+    /// front of the server adds).
+    pub fn with_headers(base: &str, headers: &[(&str, &str)]) -> WebClient {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.append(reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("name"), value.parse().expect("value"));
+        }
+        let jar = Arc::new(Jar::default());
+        let http = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).default_headers(map).build().expect("client");
+        WebClient { base: base.to_string(), http, jar, csrf: String::new() }
+    }
+
     /// The value of cookie `name` as this browser would send it to the server.
     pub fn cookie(&self, name: &str) -> Option<String> {
         let url = reqwest::Url::parse(&self.base).expect("base URL");
