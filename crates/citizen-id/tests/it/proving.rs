@@ -205,6 +205,22 @@ async fn search_characters_in_a_name_never_reach_pds(app: TestApp) {
     assert_eq!(level(&app, &citizen).await.1.as_deref(), Some(sarah.nhs_number.as_str()));
 }
 
+/// What the name check lets through still matches as before: a typographic apostrophe (sent
+/// as a plain one), and a superseded NHS number, which answers with the current record.
+async fn real_names_and_superseded_numbers_still_match(app: TestApp) {
+    let grace = patient("O'Neill");
+    let (citizen, mut web) = prover(&app, None).await;
+    let page = post_details(&mut web, &with(&details(&grace), "family_name", "O\u{2019}Neill")).await;
+    assert_eq!(page.heading(), "Prove your identity to a high level", "{:?}", problems(&page));
+    assert_eq!(level(&app, &citizen).await.1.as_deref(), Some(grace.nhs_number.as_str()));
+
+    let priya = patient("Patel");
+    let (citizen, mut web) = prover(&app, None).await;
+    let page = post_details(&mut web, &with(&details(&priya), "nhs_number", "999 000 0050")).await;
+    assert_eq!(page.heading(), "Prove your identity to a high level", "{:?}", problems(&page));
+    assert_eq!(level(&app, &citizen).await, ("P5".to_string(), Some("9990000069".to_string())), "bound to the current number");
+}
+
 /// The hard stop (F7): the hint goes to the address on the account holding the NHS number,
 /// never to the one trying; the one trying is told, on the page and by email, that it stopped.
 async fn a_duplicate_is_told_to_the_holder_and_the_prover_hears_it_stopped(app: TestApp) {
@@ -342,6 +358,7 @@ on_both_databases!(
     parallel_guesses_get_no_more_than_the_allowance,
     every_no_match_gets_the_same_answer,
     search_characters_in_a_name_never_reach_pds,
+    real_names_and_superseded_numbers_still_match,
     a_duplicate_is_told_to_the_holder_and_the_prover_hears_it_stopped,
     amnv_asserts_the_number_on_pds,
     idvm_only_for_citizens_registered_for_gp_online_services,
