@@ -4,10 +4,38 @@
 use domain::{RedirectUri, Scope, Vector};
 
 use crate::clock;
+use crate::config::Mode;
 use crate::oidc::client_auth::public_jwk_from_pem_or_jwk;
 use crate::store::partners::PartnerRecord;
 
 pub const MAX_REDIRECT_URIS: usize = 10;
+
+/// Whether `mode` may use the redirect URI `uri` (already a valid `RedirectUri`). The
+/// Federation spec ("Client Redirects"): "HTTP URIs are NOT permitted". The sandpit allows
+/// plain http to the partner's own machine (RFC 8252 7.3) so a partner can develop against it;
+/// `serve` does not, neither at registration (`check_redirect_uris_for`) nor at `/authorize`
+/// (`usable_in`), which treats such a URI as unregistered.
+pub fn redirect_uri_permitted(uri: &str, mode: Mode) -> bool {
+    mode == Mode::Sandpit || uri.starts_with("https://")
+}
+
+/// Refuses a registration holding a redirect URI `mode` may not use.
+pub fn check_redirect_uris_for(record: &PartnerRecord, mode: Mode) -> Result<(), String> {
+    match record.redirect_uris.iter().find(|u| !redirect_uri_permitted(u, mode)) {
+        None => Ok(()),
+        Some(u) => Err(format!(
+            "redirect URI {u}: http:// redirect URIs are only for a sandpit (NHS login: \"HTTP URIs are NOT permitted\"); \
+             use https://, or pass --sandpit when registering with a sandpit"
+        )),
+    }
+}
+
+/// The partner as `/authorize` in `mode` sees it: redirect URIs it may not use are dropped, so
+/// a request naming one gets the page for an unregistered redirect URI.
+pub fn usable_in(mut record: PartnerRecord, mode: Mode) -> PartnerRecord {
+    record.redirect_uris.retain(|u| redirect_uri_permitted(u, mode));
+    record
+}
 
 /// A registration as an operator gives it.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +49,8 @@ pub struct PartnerInput {
     pub vectors: Vec<String>,
     pub refresh_tokens: bool,
     pub im1: bool,
+    /// Client ids whose `asserted_login_identity` this partner accepts (SSO pairing).
+    pub sso_from: Vec<String>,
 }
 
 fn random_client_id() -> String {
@@ -28,6 +58,10 @@ fn random_client_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..24).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn is_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Validates and builds the record to store.
@@ -68,12 +102,24 @@ pub fn build(input: PartnerInput) -> Result<PartnerRecord, String> {
         .map(|v| Vector::parse(v).map(|v| v.as_str().to_string()).map_err(|e| format!("vector {v}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let client_id = match input.client_id {
-        Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => id,
+        Some(id) if is_client_id(&id) => id,
         Some(id) => return Err(format!("client id {id:?} must be 1-64 letters, digits, - or _")),
         // Letters and digits only: a generated id must never start with '-' (CLI flags) or
         // need escaping anywhere a partner pastes it.
         None => random_client_id(),
     };
+    let mut sso_from = Vec::new();
+    for from in &input.sso_from {
+        if !is_client_id(from) {
+            return Err(format!("--sso-from {from:?} is not a client id"));
+        }
+        if *from == client_id {
+            return Err("--sso-from cannot name the partner itself: an assertion is for another partner".into());
+        }
+        if !sso_from.contains(from) {
+            sso_from.push(from.clone());
+        }
+    }
     let now = clock::now_ms();
     Ok(PartnerRecord {
         client_id,
@@ -84,6 +130,7 @@ pub fn build(input: PartnerInput) -> Result<PartnerRecord, String> {
         vectors,
         refresh_tokens: input.refresh_tokens,
         im1: input.im1,
+        sso_from,
         created_at: now,
         updated_at: now,
     })
@@ -121,5 +168,26 @@ mod tests {
         let mut i = input();
         i.scopes = "openid gp_integration_credentials".into();
         assert!(build(i).unwrap_err().contains("--im1"));
+        let mut i = input();
+        i.sso_from = vec!["demo".into()];
+        assert!(build(i).unwrap_err().contains("itself"));
+        let mut i = input();
+        i.sso_from = vec!["bad id".into()];
+        assert!(build(i).is_err());
+        let mut i = input();
+        i.sso_from = vec!["rp1".into(), "rp1".into()];
+        assert_eq!(build(i).unwrap().sso_from, ["rp1"]);
+    }
+
+    #[test]
+    fn http_localhost_is_for_the_sandpit_only() {
+        let mut i = input();
+        i.redirect_uris = vec!["https://rp.example/cb".into(), "http://localhost:3000/cb".into()];
+        let record = build(i).unwrap();
+        assert!(check_redirect_uris_for(&record, Mode::Sandpit).is_ok());
+        let err = check_redirect_uris_for(&record, Mode::Production).unwrap_err();
+        assert!(err.contains("http://localhost:3000/cb") && err.contains("HTTP URIs are NOT permitted") && err.contains("--sandpit"), "{err}");
+        assert_eq!(usable_in(record.clone(), Mode::Production).redirect_uris, ["https://rp.example/cb"]);
+        assert_eq!(usable_in(record, Mode::Sandpit).redirect_uris.len(), 2);
     }
 }

@@ -15,10 +15,12 @@ use crate::integrations::notify::failover::FailoverProvider;
 use crate::integrations::notify::notify_client::NotifyClient;
 use crate::ops::{delivery, telemetry};
 use crate::state::AppState;
-use crate::web::router::router;
+use crate::web::router::{metrics_router, router};
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The operator's `/metrics` listener, when it has its own (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -44,9 +46,9 @@ pub fn provider_from(state: &AppState) -> anyhow::Result<Arc<dyn NotificationPro
     Ok(Arc::new(FailoverProvider::new(providers)))
 }
 
-/// The real HTTP clients for PDS and the GP linkage service, at the configured URLs. With no
-/// URL configured, the client points at an unroutable address and every call fails as
-/// "unavailable", which the journeys show as a retryable outage (never a silent success).
+/// The real HTTP clients for PDS and the GP linkage service, at the configured URLs. `serve`
+/// refuses to start without both (`config`); should a caller pass none, the client points at an
+/// unroutable address and every call fails as "unavailable" (never a silent success).
 pub fn third_parties(pds_url: Option<&str>, gp_url: Option<&str>) -> anyhow::Result<(Arc<dyn PdsClient>, Arc<dyn GpLinkageClient>)> {
     let http = reqwest::Client::builder().build()?;
     let timeout = Duration::from_secs(5);
@@ -65,11 +67,25 @@ pub async fn start_simulators() -> anyhow::Result<(String, String)> {
     Ok((format!("http://{pds_addr}"), format!("http://{gp_addr}")))
 }
 
-/// Serves `state` on `listener` and starts the workers (the delivery worker polls every
-/// `poll`; `None` runs no worker, for tests that drive delivery themselves).
+/// Serves `state` on `listener`, and `/metrics` on `metrics_listen` when set, and starts the
+/// workers (the delivery worker polls every `poll`; `None` runs no worker, for tests that drive
+/// delivery themselves).
 pub async fn start(state: AppState, listener: TcpListener, provider: Arc<dyn NotificationProvider>, poll: Option<Duration>) -> anyhow::Result<Running> {
     telemetry::init_metrics();
     let addr = listener.local_addr()?;
+    let metrics_addr = match state.settings.metrics_listen {
+        Some(at) => {
+            let metrics = TcpListener::bind(at).await.map_err(|e| anyhow::anyhow!("metrics_listen {at}: {e}"))?;
+            let bound = metrics.local_addr()?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(metrics, metrics_router()).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            });
+            Some(bound)
+        }
+        None => None,
+    };
     // Key rotations made by the CLI or another instance reach this process without a restart.
     let keys = state.clone();
     tokio::spawn(async move {
@@ -89,5 +105,5 @@ pub async fn start(state: AppState, listener: TcpListener, provider: Arc<dyn Not
             tracing::error!(error = %e, "server stopped");
         }
     });
-    Ok(Running { addr, state, task })
+    Ok(Running { addr, metrics_addr, state, task })
 }

@@ -62,17 +62,47 @@ impl Purpose {
     }
 }
 
-/// Creates a code for `subject` and queues it to `to`. With `to = None` a code is stored but
-/// sent nowhere, so a journey for an unknown email behaves exactly like one for a known email.
-pub async fn send(state: &AppState, purpose: Purpose, subject: &str, to: Option<&str>) -> Result<SendOutcome, StoreError> {
+/// Where a code goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Recipient<'a> {
+    /// Send it to this email address or mobile number.
+    To(&'a str),
+    /// Send nothing, but count it as sent to this address: a journey for an email with no
+    /// account (or one whose owner is told something else) looks and counts exactly like one
+    /// for an email with an account.
+    Withheld(&'a str),
+    /// No address is known (an account without a mobile): stored, sent nowhere.
+    Nowhere,
+}
+
+impl<'a> Recipient<'a> {
+    fn address(self) -> Option<&'a str> {
+        match self {
+            Recipient::To(a) | Recipient::Withheld(a) => Some(a),
+            Recipient::Nowhere => None,
+        }
+    }
+}
+
+/// Creates a code for `subject` and queues it to the recipient, if the caps allow: at most
+/// `codes_per_hour` for one journey's purpose, and the message caps per recipient and per IP
+/// (`limits::message`) that hold across every journey, so nobody can flood a citizen's phone
+/// or inbox by starting journeys anew.
+pub async fn send(state: &AppState, purpose: Purpose, subject: &str, to: Recipient<'_>, ip: &str) -> Result<SendOutcome, StoreError> {
     let now = clock::now_ms();
     let limits = &state.settings.limits;
     if state.db.codes_sent_since(subject, purpose.as_str(), now - HOUR).await? >= limits.codes_per_hour {
         return Ok(SendOutcome::TooMany);
     }
+    if super::limits::message(state, to.address(), ip).await? == super::limits::Limit::Exceeded {
+        return Ok(SendOutcome::TooMany);
+    }
     let code = random_digits(6);
     let hash = hmac_hex(state.kek.pepper(), &code);
-    let message = to.map(|to| code_message(&state.kek, purpose.template(), to, &code));
+    let message = match to {
+        Recipient::To(to) => Some(code_message(&state.kek, purpose.template(), to, &code)),
+        Recipient::Withheld(_) | Recipient::Nowhere => None,
+    };
     state
         .db
         .insert_code(&random_token(16), purpose.as_str(), subject, &hash, now, now + limits.code_lifetime, message.as_ref())
@@ -82,8 +112,13 @@ pub async fn send(state: &AppState, purpose: Purpose, subject: &str, to: Option<
 }
 
 /// Checks an entered code. In the sandpit the fixed test code stands in for the real one.
+/// Anything but six digits is `Malformed` and spends no try (an empty box is a slip, not a
+/// guess).
 pub async fn check(state: &AppState, purpose: Purpose, subject: &str, entered: &str) -> Result<CodeCheck, StoreError> {
     let entered = entered.trim().replace(' ', "");
+    if entered.len() != 6 || !entered.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(CodeCheck::Malformed);
+    }
     let entered_hash = hmac_hex(state.kek.pepper(), &entered);
     let test_code = state.settings.test_code.clone();
     let limits = &state.settings.limits;

@@ -37,4 +37,9 @@ pub enum Journey {
     ChangeEmail { id: String, email: String },
     /// Changing the mobile in Settings; `update_pds` also writes it to the NHS record (P9).
     ChangeMobile { id: String, mobile: String, update_pds: bool },
+    /// The emailed link after too many wrong passwords (`accounts::throttle`), opened; the
+    /// button on its page uses it.
+    Unlock { key: String, token: String },
+    /// AMNV: a code went to this mobile, the one on the PDS record when it was sent.
+    Amnv { mobile: String },
 }

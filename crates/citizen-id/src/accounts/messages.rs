@@ -19,6 +19,8 @@ pub enum Template {
     PasswordChanged,
     /// Someone proved an identity that already has this account (F7).
     DuplicateAccountHint,
+    /// To the account that tried to prove that identity: the attempt was stopped (F7).
+    ProvingStopped,
     /// To the old address when the email changes.
     EmailChanged,
     /// To the old number when the mobile changes.
@@ -31,6 +33,8 @@ pub enum Template {
     PasskeyRemoved,
     /// The citizen stopped using a password (they sign in with passkeys only).
     PasswordRemoved,
+    /// Too many wrong passwords for this email: a link to carry on signing in.
+    SignInUnlock,
 }
 
 impl Template {
@@ -43,12 +47,14 @@ impl Template {
             Template::AccountAlreadyExists => "account-already-exists",
             Template::PasswordChanged => "password-changed",
             Template::DuplicateAccountHint => "duplicate-account-hint",
+            Template::ProvingStopped => "proving-stopped",
             Template::EmailChanged => "email-changed",
             Template::MobileChanged => "mobile-changed",
             Template::AccountDeleted => "account-deleted",
             Template::PasskeyAdded => "passkey-added",
             Template::PasskeyRemoved => "passkey-removed",
             Template::PasswordRemoved => "password-removed",
+            Template::SignInUnlock => "sign-in-unlock-link",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod limits;
 pub mod messages;
 pub mod reauth;
 pub mod signin;
+pub mod throttle;
 
 /// What a citizen is told when the database is down mid-journey; nothing has been half-done.
 #[derive(Debug, thiserror::Error)]

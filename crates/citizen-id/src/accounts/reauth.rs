@@ -72,6 +72,8 @@ pub async fn check_current_password(state: &AppState, account: &AccountRecord, e
         PasswordOutcome::Accepted(a) if a.id == account.id => CurrentPassword::Accepted,
         PasswordOutcome::Accepted(_) | PasswordOutcome::Rejected => CurrentPassword::Rejected,
         PasswordOutcome::Locked => CurrentPassword::Locked,
+        // Sign-in's throttles (`accounts::throttle`): wait, or the emailed link.
+        PasswordOutcome::Wait(_) | PasswordOutcome::CheckEmail => CurrentPassword::TooMany,
     })
 }
 

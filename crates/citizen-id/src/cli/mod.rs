@@ -104,7 +104,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let provider = crate::server::provider_from(&state)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let running = crate::server::start(state, listener, provider, Some(std::time::Duration::from_secs(1))).await?;
-    tracing::info!(addr = %running.addr, "citizen-id serving");
+    tracing::info!(addr = %running.addr, metrics = ?running.metrics_addr, "citizen-id serving");
     running.task.await?;
     Ok(())
 }

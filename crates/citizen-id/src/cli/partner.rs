@@ -6,7 +6,8 @@ use clap::Subcommand;
 
 use super::Target;
 use crate::clock;
-use crate::partners::{PartnerInput, build};
+use crate::config::Mode;
+use crate::partners::{PartnerInput, build, check_redirect_uris_for};
 use crate::store::{Db, StoreError};
 
 #[derive(clap::Args)]
@@ -14,9 +15,13 @@ pub struct PartnerArgs {
     /// The name citizens see on the consent page.
     #[arg(long)]
     name: Option<String>,
-    /// An exact redirect URI (https; http only for localhost). Repeat for more, at most 10.
+    /// An exact redirect URI (https; http://localhost only with --sandpit). Repeat for more, at most 10.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
+    /// This registry is a sandpit's: http://localhost redirect URIs may be registered (NHS
+    /// login permits no HTTP URIs, and `serve` refuses them at /authorize).
+    #[arg(long)]
+    sandpit: bool,
     /// The partner's RSA public key (PEM or JWK file). Repeat for more.
     #[arg(long = "public-key")]
     public_keys: Vec<PathBuf>,
@@ -32,6 +37,13 @@ pub struct PartnerArgs {
     /// IM1 access (needed for gp_integration_credentials).
     #[arg(long)]
     im1: Option<bool>,
+    /// A partner whose asserted_login_identity this partner accepts (SSO pairing). Repeat for
+    /// more; on update the list given replaces the stored one.
+    #[arg(long = "sso-from")]
+    sso_from: Vec<String>,
+    /// On update: accept assertions from no partner.
+    #[arg(long, conflicts_with = "sso_from")]
+    no_sso: bool,
 }
 
 #[derive(Subcommand)]
@@ -71,6 +83,11 @@ pub enum PartnerCommand {
     },
 }
 
+/// The registry's rules: the sandpit's only when the operator says so.
+fn mode(sandpit: bool) -> Mode {
+    if sandpit { Mode::Sandpit } else { Mode::Production }
+}
+
 fn read_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     paths.iter().map(|p| std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))).collect()
 }
@@ -88,8 +105,10 @@ pub async fn run(cmd: PartnerCommand) -> anyhow::Result<()> {
                 vectors: args.vectors,
                 refresh_tokens: args.refresh_tokens.unwrap_or(true),
                 im1: args.im1.unwrap_or(false),
+                sso_from: args.sso_from,
             })
             .map_err(anyhow::Error::msg)?;
+            check_redirect_uris_for(&record, mode(args.sandpit)).map_err(anyhow::Error::msg)?;
             match db.insert_partner(&record).await {
                 Err(StoreError::Conflict) => anyhow::bail!("a partner with client id {} already exists", record.client_id),
                 other => other?,
@@ -124,8 +143,14 @@ pub async fn run(cmd: PartnerCommand) -> anyhow::Result<()> {
                 vectors: if args.vectors.is_empty() { old.vectors } else { args.vectors },
                 refresh_tokens: args.refresh_tokens.unwrap_or(old.refresh_tokens),
                 im1: args.im1.unwrap_or(old.im1),
+                sso_from: match (args.no_sso, args.sso_from.is_empty()) {
+                    (true, _) => Vec::new(),
+                    (false, true) => old.sso_from,
+                    (false, false) => args.sso_from,
+                },
             })
             .map_err(anyhow::Error::msg)?;
+            check_redirect_uris_for(&record, mode(args.sandpit)).map_err(anyhow::Error::msg)?;
             record.created_at = old.created_at;
             record.updated_at = clock::now_ms();
             db.update_partner(&record).await?;

@@ -55,7 +55,8 @@ pub fn settings(issuer: String, listen: SocketAddr, database_url: String, secret
         database_url,
         key_encryption_secret: secret,
         notify_providers: vec![],
-        trust_forwarded_for: false,
+        trusted_proxies: Default::default(),
+        metrics_listen: None,
         lifetimes: TokenLifetimes::default(),
         limits: SecurityLimits::default(),
         test_code: Some(TEST_CODE.to_string()),
@@ -78,6 +79,7 @@ pub async fn ensure_demo_partner(state: &AppState, der: &[u8], public_jwk: &serd
         vectors: ["P0.Cp.Cd", "P5.Cp.Cd", "P9.Cp.Cd", "P0.Cm", "P5.Cm", "P9.Cm", "P9.Cp.Ck"].iter().map(|s| s.to_string()).collect(),
         refresh_tokens: true,
         im1: false,
+        sso_from: vec![],
     })
     .map_err(anyhow::Error::msg)?;
     let _ = der;

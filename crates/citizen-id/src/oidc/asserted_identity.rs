@@ -14,6 +14,10 @@
 //!    (Table 1: "an exp of no longer than 60 seconds"), each with [`CLOCK_SKEW_SECS`];
 //! 4. `iss` is a registered partner and the JWT verifies with one of its registered keys
 //!    (Table 1: "signed by RP1 using its client private key");
+//!    Then `iss` is a partner this partner (RP2) accepts assertions from, and not RP2 itself
+//!    (rule 4a: SSO pairing, `partner add|update --sso-from`; `single-sign-on.md`: "Partner
+//!    services can control who they share SSO with", "SSO configuration needs to be set up by
+//!    NHS login");
 //! 5. (`iss`, `jti`) never seen before ("Asserted tokens are one time tokens");
 //! 6. `code` names an ID token we issued to `iss`, not expired, whose grant is not revoked;
 //! 7. the sign-in behind that ID token is no older than a session may live, and the citizen
@@ -26,7 +30,7 @@
 //! replayed assertion "includes an invalid parameter value", so it is `invalid_request` whatever
 //! the `prompt`, with a description naming the rule.
 //!
-//! Rules 6-7 are the SSO validations proper: the assertion is genuine but cannot sign anyone
+//! Rules 4a and 6-7 are the SSO validations proper: the assertion is genuine but cannot sign anyone
 //! in. Table 5 has two candidates. `login_required` (OIDC Core) "MAY be returned when prompt
 //! is none" and the citizen must authenticate; `sso_login_required` (added in spec v1.13)
 //! "SHOULD be returned when SSO validations fail and the prompt parameter value ... is none",
@@ -84,6 +88,12 @@ pub async fn verify(state: &AppState, request: &AuthorizeRequest) -> Result<Asse
     let signed = partner.as_ref().is_some_and(|p| signed_by_partner(p, checked.kid.as_deref(), checked.signing_input, &checked.signature));
     if !signed {
         return Err(invalid("The asserted_login_identity is not signed by a key registered for the client named in iss"));
+    }
+    // Rule 4a: only after the signature, so the pairing cannot be probed without a key.
+    let paired = checked.issuer != request.client_id
+        && state.db.partner(&request.client_id).await?.is_some_and(|rp2| rp2.sso_from.contains(&checked.issuer));
+    if !paired {
+        return Err(sso_failed("This service does not accept single sign-on from the service named in iss"));
     }
     // Rule 5: one use; the row lives as long as the assertion could be accepted.
     let remembered_until = checked.exp.saturating_add(CLOCK_SKEW_SECS).saturating_mul(1000);

@@ -44,6 +44,10 @@ pub struct AuthorizeRequest {
     pub allow_registration: bool,
     pub code_challenge: Option<String>,
     pub asserted_login_identity: Option<String>,
+    /// The partner's name as citizens see it (for "Go back to ..." when something fails and
+    /// the partner record cannot be read).
+    #[serde(default)]
+    pub client_name: String,
 }
 
 impl AuthorizeRequest {
@@ -109,6 +113,7 @@ pub fn parse(raw: RawParams, partner: impl FnOnce(&str) -> Option<PartnerRecord>
     check_response_mode(one("response_mode")?).map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
     let state = one("state")?.ok_or_else(|| fail(ErrorCode::InvalidRequest, "The state parameter is required".into()))?;
     let nonce = one("nonce")?.ok_or_else(|| fail(ErrorCode::InvalidRequest, "The nonce parameter is required".into()))?;
+    check_lengths(state, nonce, one("asserted_login_identity")?).map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
     let scope = check_scope(one("scope")?, &partner).map_err(|d| fail(ErrorCode::InvalidScope, d))?;
     let vtr = check_vtr(one("vtr")?, &partner).map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
     let prompt = check_prompt(one("prompt")?).map_err(|d| fail(ErrorCode::InvalidRequest, d))?;
@@ -128,6 +133,7 @@ pub fn parse(raw: RawParams, partner: impl FnOnce(&str) -> Option<PartnerRecord>
         allow_registration: one("allow_registration")? != Some("false"),
         code_challenge,
         asserted_login_identity: one("asserted_login_identity")?.map(String::from),
+        client_name: partner.name.clone(),
     };
     Ok((request, partner))
 }
@@ -161,6 +167,28 @@ fn check_unsupported_request_objects(params: &Params) -> Result<(), (ErrorCode, 
     }
     if present("registration") {
         return Err((ErrorCode::RegistrationNotSupported, "Dynamic registration is not supported".into()));
+    }
+    Ok(())
+}
+
+/// The longest `state` and `nonce` accepted. The request is kept in the citizen's session
+/// while they sign in, so its size is bounded: values opaque to us, as long as partners
+/// need (a signed state or a hash), and far from the 60 KB a script could send. Keycloak and
+/// most providers bound them likewise.
+pub const MAX_STATE_CHARS: usize = 2048;
+pub const MAX_NONCE_CHARS: usize = 512;
+/// An `asserted_login_identity` is a short RS512 JWT: about 1 KB.
+pub const MAX_ASSERTION_CHARS: usize = 8192;
+
+fn check_lengths(state: &str, nonce: &str, assertion: Option<&str>) -> Result<(), String> {
+    if state.len() > MAX_STATE_CHARS {
+        return Err(format!("The state parameter must be {MAX_STATE_CHARS} characters or fewer"));
+    }
+    if nonce.len() > MAX_NONCE_CHARS {
+        return Err(format!("The nonce parameter must be {MAX_NONCE_CHARS} characters or fewer"));
+    }
+    if assertion.is_some_and(|a| a.len() > MAX_ASSERTION_CHARS) {
+        return Err(format!("The asserted_login_identity parameter must be {MAX_ASSERTION_CHARS} characters or fewer"));
     }
     Ok(())
 }
@@ -265,6 +293,7 @@ mod tests {
             vectors: vec!["P0.Cp.Cd".into(), "P9.Cp.Cd".into()],
             refresh_tokens: true,
             im1: false,
+            sso_from: vec![],
             created_at: 0,
             updated_at: 0,
         }
@@ -340,6 +369,16 @@ mod tests {
             assert_eq!(code_of(parse(params(extra), |_| Some(partner()))), *want, "case {extra:?}");
         }
         assert_eq!(code_of(parse(params(&[]), |_| None)), "untrusted");
+    }
+
+    #[test]
+    fn bounds_what_a_request_may_store() {
+        let long_state = "s".repeat(MAX_STATE_CHARS + 1);
+        let long_nonce = "n".repeat(MAX_NONCE_CHARS + 1);
+        assert_eq!(code_of(parse(params(&[("state", &long_state)]), |_| Some(partner()))), "invalid_request");
+        assert_eq!(code_of(parse(params(&[("nonce", &long_nonce)]), |_| Some(partner()))), "invalid_request");
+        let longest = "s".repeat(MAX_STATE_CHARS);
+        assert_eq!(code_of(parse(params(&[("state", &longest)]), |_| Some(partner()))), "ok");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! Scopes whose data the store does not hold yet (`landline`, `gp_*`, `delegation`) release
 //! nothing rather than something made up.
 
-use domain::{ProofingLevel, Scope, ScopeSet};
+use domain::{Credential, ProofingLevel, Scope, ScopeSet, Vector};
 use serde_json::{Map, Value};
 
 use crate::proofing::uplift::StoredGpCredentials;
@@ -112,6 +112,28 @@ pub fn user_claims(
         }
     }
     claims
+}
+
+/// The GP online credentials a grant signed in with `vot` may release: none unless the sign-in
+/// met a two-factor vector.
+///
+/// scopes-and-claims.md note 6: `gp_integration_credentials` "is protected by a high level of
+/// authentication"; vectors-of-trust.md calls `Cp.Cd`, `Cp.Ck` and `Cm` two-factor ("2FA")
+/// and `Cp` alone "authenticated using password". The table there makes the claim "No" below
+/// P9, and a "No" in that table is a claim left out, not a refused request; so a `P9.Cp` grant
+/// is answered the same way: the scope is accepted and the claim withheld (a partner that
+/// wants it asks for `P9.Cp.Cd` or `P9.Cm`).
+pub fn gp_credentials_after(vot: &str, credentials: Option<StoredGpCredentials>) -> Option<StoredGpCredentials> {
+    credentials.filter(|_| is_two_factor(vot))
+}
+
+/// Whether the vector a sign-in met (`vot`) used two factors: a password with a device
+/// (`Cp.Cd`, `Cp.Ck`), or a device-bound key on its own (`Cm`, a passkey: possession and a
+/// biometric or PIN). An unreadable `vot` counts as one factor, so it never releases more.
+pub fn is_two_factor(vot: &str) -> bool {
+    let Ok(vector) = Vector::parse(vot) else { return false };
+    let c = vector.credentials();
+    c.contains(Credential::Cm) || (c.contains(Credential::Cp) && (c.contains(Credential::Cd) || c.contains(Credential::Ck)))
 }
 
 /// The NHS number the `profile` scope releases (Table 2, Table 16 "if ... known"; the access
@@ -245,6 +267,18 @@ mod tests {
         let c = id_token_claims(&account("P9"), &all);
         assert_eq!(names(&c), ["birthdate", "family_name", "identity_proofing_level", "nhs_number"]);
         assert!(id_token_claims(&account("P9"), &scopes("openid email")).is_empty());
+    }
+
+    #[test]
+    fn gp_credentials_only_after_two_factors() {
+        let creds = || Some(StoredGpCredentials { gp_user_id: "1".into(), gp_linkage_key: "K".into(), gp_ods_code: "A12345".into() });
+        for vot in ["P9.Cp.Cd", "P9.Cm", "P9.Cp.Ck", "P9.Cd.Cp"] {
+            assert!(gp_credentials_after(vot, creds()).is_some(), "{vot}");
+        }
+        for vot in ["P9.Cp", "P9", "P9.Cd", "P9.Ck", "", "nonsense", "P9.Cx"] {
+            assert!(gp_credentials_after(vot, creds()).is_none(), "{vot}");
+        }
+        assert!(gp_credentials_after("P9.Cp.Cd", None).is_none());
     }
 
     /// The reference's table of scopes and claims (scopes-and-claims.md), row by row:

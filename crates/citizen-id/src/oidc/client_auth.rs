@@ -25,8 +25,15 @@ use crate::store::partners::PartnerRecord;
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Clock skew allowed on `exp`, `iat` and `nbf`, in seconds.
 pub const CLOCK_SKEW_SECS: i64 = 60;
-/// An assertion may not live longer than this (seconds): it bounds the replay table.
-pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 600;
+/// The longest lifetime (`exp - iat`, seconds) an assertion may have: 60 minutes.
+///
+/// The reference leaves the lifetime to the partner ("The client SHOULD set this to a value
+/// appropriate to the security and efficiency context", users endpoint spec 4.1.2), and partner
+/// libraries choose for it: Authlib signs `exp = iat + 3600` by default, openid-client
+/// `iat + 60`. An hour accepts both as they come while still bounding the replay table: each
+/// `jti` is kept until its `exp` plus [`CLOCK_SKEW_SECS`], so at most an hour and a minute.
+/// A replay is refused by `jti` for the whole of that time, however long the lifetime.
+pub const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 const MAX_JTI_CHARS: usize = 256;
 /// Parsed partner keys kept in memory (each about 1 KiB); far more than there are partners.
 const MAX_PARSED_KEYS: usize = 4096;
@@ -42,7 +49,8 @@ fn client_error(description: &str) -> OAuthError {
 /// `form_client_id`, `assertion_type` and `assertion` are the single values of `client_id`,
 /// `client_assertion_type` and `client_assertion` (the caller refuses repeats); the
 /// `token_endpoint` URL is what `aud` must name. Failures are `invalid_client`; a request that
-/// carries only half of the assertion pair is `invalid_request` (Table 10).
+/// carries only half of the assertion pair is `invalid_request` (Table 10). The issuer
+/// identifier is accepted as `aud` too ([`audience_ok`]).
 pub async fn authenticate_client(
     state: &AppState,
     form_client_id: Option<&str>,
@@ -52,7 +60,8 @@ pub async fn authenticate_client(
 ) -> Result<AuthenticatedClient, OAuthError> {
     let assertion = check_parameters(assertion_type, assertion)?;
     let now = clock::now_secs();
-    let checked = check_assertion(assertion, form_client_id, token_endpoint, now)?;
+    let audiences = [token_endpoint, state.settings.issuer.as_str()];
+    let checked = check_assertion(assertion, form_client_id, &audiences, now)?;
     let partner = state.partner_cached(&checked.client_id).await?.ok_or_else(|| client_error("Unknown client"))?;
     verify_signature(&checked, &partner)?;
     // RFC 7523 3 item 7: a jti may be used once; the row lives as long as the assertion is
@@ -100,11 +109,37 @@ struct CheckedAssertion<'a> {
     signature: Vec<u8>,
 }
 
-/// RFC 7523 section 3 and spec Table 6, everything that needs no database.
+/// Whether the assertion's `aud` names this server and nothing else.
+///
+/// `accepted` holds the token endpoint URL (spec Table 6: "the aud MUST contain the token
+/// endpoint URL") and the issuer identifier (what openid-client v6 sends, and what
+/// draft-ietf-oauth-rfc7523bis, the 2025 fix for audience injection, requires: "The
+/// authorization server MUST reject any JWT that does not contain its issuer identifier as its
+/// sole audience value"). Either is compared as a whole string (RFC 3986 6.2.1).
+///
+/// - A single string equal to one of them is accepted.
+/// - An array of exactly one such value is accepted too: RFC 7519 4.1.3 makes it the same
+///   audience as the string, and it names no other server, so nothing can be injected through
+///   it (rfc7523bis asks senders for the string form; refusing the array would only break
+///   partners whose JWT library writes `aud` as a list).
+/// - Any other array is refused, even one that also names us: an assertion made out to
+///   several audiences is the audience-injection shape (another server the partner trusts, or
+///   one that lists us beside itself, could present it here).
+fn audience_ok(aud: Option<&Value>, accepted: &[&str]) -> bool {
+    let ours = |v: &Value| v.as_str().is_some_and(|a| accepted.contains(&a));
+    match aud {
+        Some(v @ Value::String(_)) => ours(v),
+        Some(Value::Array(list)) => matches!(list.as_slice(), [only] if ours(only)),
+        _ => false,
+    }
+}
+
+/// RFC 7523 section 3 and spec Table 6, everything that needs no database. `audiences` are the
+/// values `aud` may take ([`audience_ok`]).
 fn check_assertion<'a>(
     assertion: &'a str,
     form_client_id: Option<&str>,
-    token_endpoint: &str,
+    audiences: &[&str],
     now: i64,
 ) -> Result<CheckedAssertion<'a>, OAuthError> {
     let (header, claims, signing_input, signature) =
@@ -129,31 +164,34 @@ fn check_assertion<'a>(
     if form_client_id.is_some_and(|id| id != iss) {
         return Err(client_error("client_id does not match the client_assertion"));
     }
-    // RFC 7523 3 item 3, Table 6: aud contains the token endpoint URL.
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == token_endpoint,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(token_endpoint)),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(client_error("The client_assertion aud must be the token endpoint URL"));
+    // RFC 7523 3 item 3, Table 6, rfc7523bis: aud is this server alone.
+    if !audience_ok(claims.get("aud"), audiences) {
+        return Err(client_error("The client_assertion aud must be the token endpoint URL or the issuer, as a single value"));
     }
-    // RFC 7523 3 item 4: exp is required and in the future; we also cap how far.
+    // RFC 7523 3 item 4: exp is required and in the future.
     let exp = number("exp").ok_or_else(|| client_error("The client_assertion has no exp"))?;
     if exp.saturating_add(CLOCK_SKEW_SECS) <= now {
         return Err(client_error("The client_assertion has expired"));
     }
-    if exp > now + MAX_ASSERTION_LIFETIME_SECS + CLOCK_SKEW_SECS {
-        return Err(client_error("The client_assertion exp is more than 10 minutes ahead"));
+    // RFC 7523 3 item 6 makes iat optional; we require it, as the lifetime is measured from it
+    // (every library we know sends it: Authlib, openid-client, the openidconnect crate's users).
+    let iat = number("iat").ok_or_else(|| client_error("The client_assertion has no iat"))?;
+    if iat > now.saturating_add(CLOCK_SKEW_SECS) {
+        return Err(client_error("The client_assertion iat is in the future"));
     }
-    // RFC 7523 3 items 5-6: nbf and iat, when present, are not in the future.
-    for name in ["iat", "nbf"] {
-        match claims.get(name) {
-            None => {}
-            Some(v) => match v.as_f64() {
-                Some(t) if (t as i64) <= now + CLOCK_SKEW_SECS => {}
-                _ => return Err(client_error(&format!("The client_assertion {name} is invalid or in the future"))),
-            },
+    // The lifetime (MAX_ASSERTION_LIFETIME_SECS). With iat no later than now plus the skew,
+    // this also keeps exp within an hour (and the skew) of now.
+    if exp < iat {
+        return Err(client_error("The client_assertion exp is before its iat"));
+    }
+    if exp.saturating_sub(iat) > MAX_ASSERTION_LIFETIME_SECS {
+        return Err(client_error("The client_assertion lifetime (exp - iat) is more than 60 minutes"));
+    }
+    // RFC 7523 3 item 5: nbf, when present, is not in the future.
+    if let Some(v) = claims.get("nbf") {
+        match v.as_f64() {
+            Some(t) if (t as i64) <= now.saturating_add(CLOCK_SKEW_SECS) => {}
+            _ => return Err(client_error("The client_assertion nbf is invalid or in the future")),
         }
     }
     // RFC 7523 3 item 7, Table 6 (via RFC 7523): jti is required so replays can be refused.
@@ -308,6 +346,7 @@ pub(crate) mod tests {
     use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RSA_PKCS1_SHA512};
 
     const ENDPOINT: &str = "https://id.example/token";
+    const ISSUER: &str = "https://id.example";
 
     /// Signs `claims` with `header` as a compact JWS (RS512 or RS256 per `alg`).
     pub(crate) fn sign(pair: &KeyPair, header: Value, claims: &Value) -> String {
@@ -341,13 +380,14 @@ pub(crate) mod tests {
             vectors: vec![],
             refresh_tokens: false,
             im1: false,
+            sso_from: vec![],
             created_at: 0,
             updated_at: 0,
         }
     }
 
     fn check(token: &str, form_client_id: Option<&str>, now: i64) -> Result<String, &'static str> {
-        check_assertion(token, form_client_id, ENDPOINT, now).map(|c| c.jti).map_err(|e| e.code.as_str())
+        check_assertion(token, form_client_id, &[ENDPOINT, ISSUER], now).map(|c| c.jti).map_err(|e| e.code.as_str())
     }
 
     #[test]
@@ -367,7 +407,7 @@ pub(crate) mod tests {
         let token = sign(&pair, json!({"alg": "RS512", "kid": "k1"}), &claims(now));
         assert_eq!(check(&token, None, now), Ok("j1".into()));
         assert_eq!(check(&token, Some("rp"), now), Ok("j1".into()));
-        let checked = check_assertion(&token, None, ENDPOINT, now).unwrap();
+        let checked = check_assertion(&token, None, &[ENDPOINT, ISSUER], now).unwrap();
         assert!(verify_signature(&checked, &partner(vec![jwk_of(&pair, Some("k1"))])).is_ok());
         // A PEM-registered key (no kid) is still tried when the header names one.
         assert!(verify_signature(&checked, &partner(vec![jwk_of(&pair, None)])).is_ok());
@@ -410,11 +450,21 @@ pub(crate) mod tests {
             ("aud", Value::Null),
             ("exp", Value::Null),
             ("exp", json!(now - 61)),
-            ("exp", json!(now + 661)),
+            ("exp", json!(now + 3601)),
+            ("exp", json!(now - 1)),
             ("exp", json!(1e300)),
             ("exp", json!(-1e300)),
             ("exp", json!("soon")),
             ("iat", json!(now + 120)),
+            ("iat", Value::Null),
+            ("iat", json!("now")),
+            ("iat", json!(-1e300)),
+            ("aud", json!(["x", ENDPOINT])),
+            ("aud", json!([ISSUER, ENDPOINT])),
+            ("aud", json!([])),
+            ("aud", json!(["x"])),
+            ("aud", json!(format!("{ENDPOINT}/"))),
+            ("aud", json!(format!("{ISSUER}/"))),
             ("nbf", json!(now + 120)),
             ("jti", Value::Null),
             ("jti", json!("")),
@@ -422,8 +472,20 @@ pub(crate) mod tests {
         for (k, v) in cases {
             assert_eq!(check(&with(k, v.clone()), None, now), Err("invalid_client"), "{k}={v}");
         }
-        assert_eq!(check(&with("aud", json!(["x", ENDPOINT])), None, now), Ok("j1".into()));
-        assert_eq!(check(&with("exp", json!(now - 30)), None, now), Ok("j1".into()), "within skew");
+        // aud: the token endpoint or the issuer, alone (as a string or a one-value array).
+        for aud in [json!(ENDPOINT), json!(ISSUER), json!([ENDPOINT]), json!([ISSUER])] {
+            assert_eq!(check(&with("aud", aud.clone()), None, now), Ok("j1".into()), "aud={aud}");
+        }
+        // Lifetimes up to 60 minutes (Authlib's default), measured from iat.
+        assert_eq!(check(&with("exp", json!(now + 3600)), None, now), Ok("j1".into()), "60 minutes");
+        let mut late = claims(now);
+        (late["iat"], late["exp"]) = (json!(now - 3000), json!(now + 600));
+        assert_eq!(check(&sign(&pair, json!({"alg": "RS512"}), &late), None, now), Ok("j1".into()), "50 minutes, issued earlier");
+        (late["iat"], late["exp"]) = (json!(now - 3000), json!(now + 601));
+        assert_eq!(check(&sign(&pair, json!({"alg": "RS512"}), &late), None, now), Err("invalid_client"), "60 minutes and a second");
+        let mut just_expired = claims(now);
+        (just_expired["iat"], just_expired["exp"]) = (json!(now - 90), json!(now - 30));
+        assert_eq!(check(&sign(&pair, json!({"alg": "RS512"}), &just_expired), None, now), Ok("j1".into()), "within skew");
         assert_eq!(check(&with("iss", json!("rp")), Some("someone-else"), now), Err("invalid_client"));
     }
 

@@ -309,9 +309,23 @@ async fn refresh_token_grant(
         Err(refused) => return Err(refused_before_rotation(state, client, refused).await),
     };
     let now = clock::now_ms();
+    let token_hash = secret_key(refresh_token);
+    // RFC 6749 6: the scope "MUST NOT include any scope not originally granted". That is
+    // checked before the rotation too: refused after it, the partner would hold a spent token,
+    // and its retry would be taken for a reuse that revokes the family (RFC 9700 4.14.2).
+    // Only requests that name a scope pay for this read; a token that is not live here
+    // (spent, expired, revoked, another partner's) is left to the rotation to answer.
+    if let Some(wanted) = &requested
+        && let Some(granted) = state.db.refresh_token_grant_scope(&token_hash, &partner.client_id, now).await?
+    {
+        let granted = ScopeSet::parse(&granted).map_err(|e| server_error(format!("stored grant scope: {e}")))?;
+        if !wanted.is_subset_of(&granted) {
+            return Err(refused_before_rotation(state, client, scope_not_granted()).await);
+        }
+    }
     let next = FreshRefreshToken::new(state, now);
     let new_token = NewRefreshToken { token_hash: &next.hash, expires_at: next.expires_at };
-    let (grant, account) = match state.db.rotate_refresh_token(&secret_key(refresh_token), now, &client.assertion, new_token).await? {
+    let (grant, account) = match state.db.rotate_refresh_token(&token_hash, now, &client.assertion, new_token).await? {
         RefreshRotation::Rotated { grant, subject, .. } => (grant, subject),
         RefreshRotation::AssertionReplayed => return Err(assertion_replayed()),
         RefreshRotation::Reused => {
@@ -327,13 +341,18 @@ async fn refresh_token_grant(
     }
     let original = ScopeSet::parse(&grant.scope).map_err(|e| server_error(format!("stored grant scope: {e}")))?;
     // Spec Table 6: the scope must not exceed the authorization_code grant; omitted means equal.
+    // (Checked above already; a grant's scope does not change between the two reads.)
     let scopes = match requested {
         None => original,
         Some(r) if r.is_subset_of(&original) => r,
-        Some(_) => return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the scope originally granted")),
+        Some(_) => return Err(scope_not_granted()),
     };
     let access_token = sign(state, &access_token_claims(&state.settings, &grant, &account, &scopes, now))?;
     Ok(response(state, access_token, None, Some(next.token), &scopes))
+}
+
+fn scope_not_granted() -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidScope, "scope exceeds the scope originally granted")
 }
 
 /// A refresh request refused before its rotation (which records the client assertion's jti with
@@ -524,7 +543,8 @@ pub(crate) mod tests {
             database_url,
             key_encryption_secret: "k".repeat(40),
             notify_providers: vec![],
-            trust_forwarded_for: false,
+            trusted_proxies: Default::default(),
+            metrics_listen: None,
             lifetimes: Default::default(),
             limits: Default::default(),
             test_code: None,
@@ -554,6 +574,7 @@ pub(crate) mod tests {
             vectors: vec!["P0.Cp.Cd".into()],
             refresh_tokens: true,
             im1: false,
+            sso_from: vec![],
             created_at: 0,
             updated_at: 0,
         };
@@ -882,6 +903,8 @@ pub(crate) mod tests {
         let rt2 = second.refresh_token.unwrap();
         // Granted scope at most that of the code; client_metadata is registered but was not granted.
         assert_eq!(err(exchange(&state, refresh(&rt2, Some("openid client_metadata"))).await), "invalid_scope");
+        // Refused before the rotation: rt2 is still unspent and rotates.
+        assert_eq!(err(exchange(&state, refresh(&rt2, None)).await), "ok", "the refusal left the token unspent");
         let code2 = grant_code(&state, "g2", "openid", None).await;
         let other = exchange(&state, form(&code_form(&code2, &[]), &key)).await.unwrap();
         assert_eq!(err(exchange(&state, refresh(&rt1, None)).await), "invalid_grant");

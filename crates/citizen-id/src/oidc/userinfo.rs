@@ -95,7 +95,8 @@ pub async fn userinfo(state: &AppState, authorization_header: Option<&str>) -> R
     body.insert("iss".into(), Value::String(state.settings.issuer.clone()));
     body.insert("aud".into(), Value::String(auth.grant.client_id.clone()));
     body.insert("sub".into(), Value::String(auth.account.id.clone()));
-    let gp = crate::proofing::uplift::gp_credentials(state, &auth.account);
+    // Only after a two-factor sign-in (`claims::gp_credentials_after`).
+    let gp = super::claims::gp_credentials_after(&auth.grant.vot, crate::proofing::uplift::gp_credentials(state, &auth.account));
     body.extend(user_claims(&auth.account, &auth.scopes, metadata.as_deref(), gp.as_ref()));
     Ok(body)
 }

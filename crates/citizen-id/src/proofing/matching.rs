@@ -8,7 +8,9 @@
 //!    candidate must still pass rule 1's checks, so fuzzy search can widen recall but never
 //!    accept a person whose surname or date of birth differs.
 //! 3. Exactly one confirmed, living candidate is a match. None is "no match"; more than one is
-//!    "several matches" (we never guess between people).
+//!    "several matches" (we never guess between people). The citizen is shown one answer for
+//!    both (`uplift::DemographicsOutcome::NoMatch`): "several" would tell a guesser that the
+//!    name, date of birth and postcode are right for someone.
 //! 4. Names compare case-insensitively, ignoring spaces, hyphens and apostrophes; the typed
 //!    given name must equal PDS's first given name.
 

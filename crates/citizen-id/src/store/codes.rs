@@ -13,8 +13,17 @@ pub enum CodeCheck {
     Wrong { remaining: i64 },
     /// Too many wrong tries: the code is dead, a new one is needed.
     TooManyAttempts,
-    /// No live code (never sent, used, or expired).
+    /// No live code (never sent, used, expired, or its tries all taken).
     Expired,
+    /// Not a six-digit code at all: a validation error, no try spent.
+    Malformed,
+}
+
+impl CodeCheck {
+    /// "You have 2 more tries." / "You have 1 more try."
+    pub fn tries_left(remaining: i64) -> String {
+        if remaining == 1 { "You have 1 more try.".into() } else { format!("You have {remaining} more tries.") }
+    }
 }
 
 impl Db {
@@ -67,8 +76,11 @@ impl Db {
         Ok(row.try_get(0)?)
     }
 
-    /// Checks a code. A correct code is consumed atomically (a second use finds nothing);
-    /// a wrong one spends an attempt, and the `max_attempts`-th wrong one kills the code.
+    /// Checks a code. A try is taken before the comparison, in one statement that only
+    /// succeeds while tries remain, so parallel guesses cannot share one try: of 30 at once,
+    /// `max_attempts` are compared and the rest find the code spent. A correct code is then
+    /// consumed atomically (a second use finds nothing); the `max_attempts`-th wrong one kills
+    /// the code.
     pub async fn check_code(
         &self,
         purpose: &str,
@@ -78,18 +90,23 @@ impl Db {
         now: i64,
     ) -> StoreResult<CodeCheck> {
         let row = sqlx::query(
-            "SELECT id, code_hash, attempts FROM one_time_codes \
-             WHERE subject = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3 \
-             ORDER BY created_at DESC LIMIT 1",
+            "UPDATE one_time_codes SET attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM one_time_codes \
+                         WHERE subject = $1 AND purpose = $2 AND consumed_at IS NULL AND expires_at > $3 \
+                         ORDER BY created_at DESC LIMIT 1) \
+               AND consumed_at IS NULL AND attempts < $4 \
+             RETURNING id, code_hash, attempts",
         )
         .bind(subject)
         .bind(purpose)
         .bind(now)
+        .bind(max_attempts)
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(CodeCheck::Expired) };
         let id: String = row.try_get("id")?;
         let hash: String = row.try_get("code_hash")?;
+        let attempts: i64 = row.try_get("attempts")?;
         if matches(&hash) {
             let done = sqlx::query("UPDATE one_time_codes SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL")
                 .bind(&id)
@@ -98,21 +115,14 @@ impl Db {
                 .await?;
             return Ok(if done.rows_affected() == 1 { CodeCheck::Accepted } else { CodeCheck::Expired });
         }
-        let row = sqlx::query(
-            "UPDATE one_time_codes SET attempts = attempts + 1, \
-             consumed_at = CASE WHEN attempts + 1 >= $2 THEN $3 ELSE consumed_at END \
-             WHERE id = $1 RETURNING attempts",
-        )
-        .bind(&id)
-        .bind(max_attempts)
-        .bind(now)
-        .fetch_one(self.pool())
-        .await?;
-        let attempts: i64 = row.try_get(0)?;
-        Ok(if attempts >= max_attempts {
-            CodeCheck::TooManyAttempts
-        } else {
-            CodeCheck::Wrong { remaining: max_attempts - attempts }
-        })
+        if attempts >= max_attempts {
+            sqlx::query("UPDATE one_time_codes SET consumed_at = $2 WHERE id = $1 AND consumed_at IS NULL")
+                .bind(&id)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+            return Ok(CodeCheck::TooManyAttempts);
+        }
+        Ok(CodeCheck::Wrong { remaining: max_attempts - attempts })
     }
 }

@@ -297,6 +297,23 @@ impl Db {
         Ok(RefreshRotation::Rotated { grant, subject: Box::new(subject), scope })
     }
 
+    /// The scope of the live grant behind `token_hash`, when that is an unspent, unexpired
+    /// refresh token of `client_id`'s; read without spending it, so the refresh grant can refuse
+    /// a wider scope before the rotation (a grant's scope never changes, so this cannot go stale
+    /// before the rotation that follows). `None` otherwise: the rotation then answers the token.
+    pub async fn refresh_token_grant_scope(&self, token_hash: &str, client_id: &str, now: i64) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT g.scope FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+             WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > $3 AND g.revoked_at IS NULL AND g.client_id = $2",
+        )
+        .bind(token_hash)
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+    }
+
     /// A refresh token that could not be spent: reused (it was spent before; its grant is revoked
     /// now) or unknown, expired or revoked.
     async fn spent_or_unknown_refresh_token(&self, token_hash: &str, now: i64) -> StoreResult<RefreshRotation> {

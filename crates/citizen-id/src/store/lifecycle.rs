@@ -153,9 +153,12 @@ impl Db {
     }
 
     /// Erasure (F13): deletes every row about the account, in one transaction, and clears
-    /// its identity from the audit trail. The caller records the one audit event the law needs.
-    pub async fn delete_account(&self, account_id: &str) -> StoreResult<()> {
+    /// its identity from the audit trail. The `confirmation` is queued in the same
+    /// transaction: the email goes out if and only if the account is gone. The caller records
+    /// the one audit event the law needs.
+    pub async fn delete_account(&self, account_id: &str, confirmation: &super::outbox::NewOutboxMessage, now: i64) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
+        super::outbox::enqueue(&mut tx, confirmation, now).await?;
         for sql in [
             "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE account_id = $1)",
             "DELETE FROM authorization_codes WHERE grant_id IN (SELECT id FROM grants WHERE account_id = $1)",

@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_id_token_on_code"),
     migration!(7, "0007_sliding_rate_limits"),
     migration!(8, "0008_key_signs_from"),
+    migration!(9, "0009_security_round"),
 ];
 
 pub(super) async fn apply(db: &Db) -> anyhow::Result<()> {

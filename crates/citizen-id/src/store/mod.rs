@@ -20,6 +20,7 @@ mod migrations;
 pub mod outbox;
 pub mod partners;
 pub mod passkeys;
+pub mod password_failures;
 pub mod purge;
 pub mod rate_limits;
 pub mod sessions;

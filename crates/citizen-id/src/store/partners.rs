@@ -17,6 +17,9 @@ pub struct PartnerRecord {
     pub vectors: Vec<String>,
     pub refresh_tokens: bool,
     pub im1: bool,
+    /// SSO pairing: the partners whose `asserted_login_identity` this partner accepts.
+    #[serde(default)]
+    pub sso_from: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -39,16 +42,17 @@ fn from_row(row: &Row) -> StoreResult<PartnerRecord> {
         vectors: strings(json("vectors")?),
         refresh_tokens: row.try_get::<i64, _>("refresh_tokens")? != 0,
         im1: row.try_get::<i64, _>("im1")? != 0,
+        sso_from: strings(json("sso_from")?),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
 
-const COLUMNS: &str = "client_id, name, redirect_uris, public_keys, scopes, vectors, refresh_tokens, im1, created_at, updated_at";
+const COLUMNS: &str = "client_id, name, redirect_uris, public_keys, scopes, vectors, refresh_tokens, im1, created_at, updated_at, sso_from";
 
 impl Db {
     pub async fn insert_partner(&self, p: &PartnerRecord) -> StoreResult<()> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO partners ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")))
+        sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO partners ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")))
             .bind(&p.client_id)
             .bind(&p.name)
             .bind(serde_json::to_string(&p.redirect_uris).unwrap_or_default())
@@ -59,6 +63,7 @@ impl Db {
             .bind(flag(p.im1))
             .bind(p.created_at)
             .bind(p.updated_at)
+            .bind(serde_json::to_string(&p.sso_from).unwrap_or_default())
             .execute(self.pool())
             .await?;
         Ok(())
@@ -67,7 +72,7 @@ impl Db {
     pub async fn update_partner(&self, p: &PartnerRecord) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE partners SET name = $2, redirect_uris = $3, public_keys = $4, scopes = $5, vectors = $6, \
-             refresh_tokens = $7, im1 = $8, updated_at = $9 WHERE client_id = $1",
+             refresh_tokens = $7, im1 = $8, updated_at = $9, sso_from = $10 WHERE client_id = $1",
         )
         .bind(&p.client_id)
         .bind(&p.name)
@@ -78,6 +83,7 @@ impl Db {
         .bind(flag(p.refresh_tokens))
         .bind(flag(p.im1))
         .bind(p.updated_at)
+        .bind(serde_json::to_string(&p.sso_from).unwrap_or_default())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)

@@ -78,7 +78,7 @@ pub(super) const LEGACY_CODES: Walk = Walk { range: Some(Range::From), ..CODES }
 
 /// Tables bounded by short lifetimes or by what is active, or keyed by values that do not sort
 /// by time: walked whole, in key order.
-pub(super) const WHOLE: [Walk; 7] = [
+pub(super) const WHOLE: [Walk; 8] = [
     Walk { table: "one_time_codes", key: "id", range: None, expired: "expires_at < $1" },
     Walk { table: "sessions", key: "id_hash", range: None, expired: "(expires_at < $1 OR idle_expires_at < $1)" },
     Walk { table: "client_assertions", key: "client_id, jti", range: None, expired: "expires_at < $1" },
@@ -87,6 +87,8 @@ pub(super) const WHOLE: [Walk; 7] = [
     Walk { table: "webauthn_ceremonies", key: "id_hash", range: None, expired: "expires_at < $1" },
     // A rate bucket counts for at most a day.
     Walk { table: "rate_limits", key: "bucket", range: None, expired: "window_start < $1 - 86400000" },
+    // Wrong-password counts are forgotten 30 days after the last failure (accounts::throttle).
+    Walk { table: "password_failures", key: "counter_key", range: None, expired: "last_failure_at < $1 - 2592000000" },
 ];
 
 impl Walk {

@@ -62,4 +62,16 @@ impl Db {
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
     }
+
+    /// Takes back one hit counted by [`Db::hit_sliding`] in the window starting at
+    /// `window_start` (an attempt that was refused, so it does not push the limit further
+    /// away). Never below zero; a window that has moved on is left alone.
+    pub async fn unhit(&self, bucket: &str, window_start: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE rate_limits SET hits = hits - 1 WHERE bucket = $1 AND window_start = $2 AND hits > 0")
+            .bind(bucket)
+            .bind(window_start)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }

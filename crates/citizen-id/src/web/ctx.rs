@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::middleware::{ClientIp, CspNonce};
 use super::pages::{PageContext, message};
 use super::session::{Session, with_cookie};
+use crate::oidc::authorize::{AuthorizeRequest, Prompt};
+use crate::oidc::error::ErrorCode;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -49,11 +51,55 @@ impl Ctx {
         self.finish(Redirect::to(to).into_response()).await
     }
 
-    /// A storage failure mid-request: a 503 page; the journey can be retried.
+    /// A failure mid-request (the database, PDS, a GP system). Once a partner's request is
+    /// trusted its errors belong to the partner: with `prompt=none`, where no page may be
+    /// shown, a redirect with `temporarily_unavailable` (spec Table 5); otherwise a 503 page
+    /// that offers the way back to the partner as well as trying again. Nothing here touches
+    /// the database, which may be what failed.
     pub fn fail(&self, e: impl std::fmt::Display) -> Response {
         tracing::error!(error = %e, "request failed");
-        unavailable_page(self.page())
+        match &self.session.data.pending {
+            Some(request) if request.prompt == Prompt::None => {
+                Redirect::to(&request.error(ErrorCode::TemporarilyUnavailable, UNAVAILABLE).redirect_location().unwrap_or_default()).into_response()
+            }
+            Some(request) => {
+                let back = cancel_link(self.state.kek.pepper(), request);
+                let text = format!("Go back to {}", if request.client_name.is_empty() { "the service you came from" } else { &request.client_name });
+                message(self.page(), StatusCode::SERVICE_UNAVAILABLE, HEADING, &[TRY_AGAIN], Some((&back, &text)))
+            }
+            None => unavailable_page(self.page()),
+        }
     }
+}
+
+const UNAVAILABLE: &str = "The service is temporarily unavailable; try again later";
+const HEADING: &str = "Sorry, the service is unavailable";
+const TRY_AGAIN: &str = "We could not complete your request. Nothing has been changed. Try again in a few minutes.";
+
+/// `/authorize/cancel` for `request`: its redirect URI and state, signed with the pepper, so
+/// the way back works without reading the session (the database may be down) and cannot send
+/// anyone to an address that was not a partner's trusted one.
+pub fn cancel_link(pepper: &[u8], request: &AuthorizeRequest) -> String {
+    let r = crate::crypto::b64url(request.redirect_uri.as_bytes());
+    let s = crate::crypto::b64url(request.state.as_bytes());
+    let sig = crate::crypto::hmac_hex(pepper, &format!("cancel:{r}.{s}"));
+    format!("/authorize/cancel?r={r}&s={s}&sig={sig}")
+}
+
+/// The redirect a [`cancel_link`] stands for, when its signature holds.
+pub fn cancelled(pepper: &[u8], r: &str, s: &str, sig: &str) -> Option<String> {
+    let expected = crate::crypto::hmac_hex(pepper, &format!("cancel:{r}.{s}"));
+    if !crate::crypto::constant_time_eq(&expected, sig) {
+        return None;
+    }
+    let redirect_uri = String::from_utf8(crate::crypto::b64url_decode(r)?).ok()?;
+    let state = String::from_utf8(crate::crypto::b64url_decode(s)?).ok()?;
+    let error = crate::oidc::error::AuthorizeError::Redirect {
+        redirect_uri,
+        state: Some(state),
+        error: crate::oidc::error::OAuthError::new(ErrorCode::TemporarilyUnavailable, "The user went back after the service failed"),
+    };
+    error.redirect_location()
 }
 
 pub fn unavailable(page: PageContext, e: &StoreError) -> Response {
@@ -62,11 +108,5 @@ pub fn unavailable(page: PageContext, e: &StoreError) -> Response {
 }
 
 fn unavailable_page(page: PageContext) -> Response {
-    message(
-        page,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Sorry, the service is unavailable",
-        &["We could not complete your request. Nothing has been changed. Try again in a few minutes."],
-        Some(("/", "Go to the start")),
-    )
+    message(page, StatusCode::SERVICE_UNAVAILABLE, HEADING, &[TRY_AGAIN], Some(("/", "Go to the start")))
 }

@@ -1,4 +1,5 @@
-//! Cross-cutting layers: security headers with a per-request CSP nonce, request ids, metrics.
+//! Cross-cutting layers: security headers with a per-request CSP nonce, request ids, the
+//! client's address, metrics, and the answer to a body over the size limit.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -6,9 +7,10 @@ use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::Json;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::crypto::random_token;
 use crate::state::AppState;
@@ -44,8 +46,8 @@ static CSP_WITHOUT_SCRIPTS: LazyLock<HeaderValue> = LazyLock::new(|| HeaderValue
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// The client's address: the socket peer, or `X-Forwarded-For`'s first hop when configured
-/// to sit behind a trusted proxy (never trusted otherwise: it is client-controlled).
+/// The client's address: the socket peer, or when that is one of the `trusted_proxies`, the
+/// address those proxies saw (`web::client_ip`: never a hop the client wrote).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
@@ -58,15 +60,8 @@ pub async fn security_headers(State(state): State<AppState>, mut req: Request, n
         .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         .map(String::from)
         .unwrap_or_else(|| random_token(12));
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let forwarded = state
-        .settings
-        .trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()))
-        .flatten()
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string());
-    let ip = forwarded.or(peer).unwrap_or_else(|| "unknown".to_string());
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = peer.map_or_else(|| "unknown".to_string(), |peer| state.settings.trusted_proxies.client_ip(peer, req.headers()).to_string());
     req.extensions_mut().insert(nonce.clone());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     req.extensions_mut().insert(ClientIp(ip));
@@ -126,4 +121,44 @@ fn intern(value: &str) -> &'static str {
     let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
     set.insert(leaked);
     leaked
+}
+
+/// A body over the router's size limit is refused (413) before it is read; axum's own answer is
+/// plain text ("length limit exceeded"). Partners get the service's protocol error instead, a
+/// JSON `invalid_request` (Federation spec Tables 10 and 13), on the endpoints they call
+/// directly; a citizen's browser gets the service's page, on every other route. (`/authorize`
+/// is a browser's: with its body unread, its redirect URI is unchecked, so RFC 6749 4.1.2.1
+/// asks for a page, never a redirect.)
+pub async fn oversized_bodies(req: Request, next: Next) -> Response {
+    let nonce = req.extensions().get::<CspNonce>().cloned().unwrap_or_default();
+    let json = is_json_endpoint(req.uri().path(), req.method());
+    let authorize = req.uri().path() == "/authorize";
+    let res = next.run(req).await;
+    if res.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return res;
+    }
+    let description = "The request body is too large";
+    if json {
+        let body = serde_json::json!({ "error": "invalid_request", "error_description": description });
+        return (StatusCode::PAYLOAD_TOO_LARGE, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+    }
+    let page = super::pages::PageContext { nonce: nonce.value(), ..Default::default() };
+    if authorize {
+        // As for any authorization request that cannot be read (`journeys::authorize`).
+        let lines = ["The request could not be read", "Go back to the service and try again. If it keeps happening, contact that service."];
+        return super::pages::message(page, StatusCode::PAYLOAD_TOO_LARGE, "Sorry, there is a problem with the service you came from", &lines, None);
+    }
+    super::pages::message(
+        page,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Sorry, there is a problem",
+        &["What you sent was too large for us to read. Nothing has been changed.", "Go back and try again."],
+        Some(("/", "Go to the start")),
+    )
+}
+
+/// The endpoints partners and scripts call without a page: the token and UserInfo endpoints
+/// (Federation spec 3.5, 3.6) and the passkey ceremonies' JSON.
+fn is_json_endpoint(path: &str, method: &Method) -> bool {
+    matches!(path, "/token" | "/userinfo") || (path.starts_with("/passkeys/") && method == Method::POST)
 }

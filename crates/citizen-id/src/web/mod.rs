@@ -1,6 +1,7 @@
 //! The HTTP layer: every route in `router.rs`, thin handlers, sessions, pages.
 
 pub mod assets;
+pub mod client_ip;
 pub mod ctx;
 pub mod demo;
 pub mod forms;

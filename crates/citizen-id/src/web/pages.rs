@@ -56,6 +56,9 @@ pub struct Form {
     pub checkbox: Option<String>,
     pub submit: String,
     pub links: Vec<(String, String)>,
+    /// A second action on the page that changes something (e.g. "send a new code"): a POST
+    /// form of its own with a secondary button, never a link (a GET must not send a message).
+    pub secondary: Option<(String, String)>,
     pub back: Option<String>,
     pub errors: Vec<FieldError>,
 }
@@ -77,6 +80,11 @@ impl Form {
 
     pub fn link(mut self, href: impl Into<String>, text: impl Into<String>) -> Form {
         self.links.push((href.into(), text.into()));
+        self
+    }
+
+    pub fn secondary(mut self, action: impl Into<String>, label: impl Into<String>) -> Form {
+        self.secondary = Some((action.into(), label.into()));
         self
     }
 

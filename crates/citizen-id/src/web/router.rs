@@ -13,20 +13,22 @@ use crate::state::AppState;
 const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let mut routes = Router::new()
         // OpenID Connect (partner-facing, Federation spec 3.3)
         .route("/.well-known/openid-configuration", get(protocol::get_discovery))
         .route("/.well-known/jwks.json", get(protocol::get_jwks))
         .route("/trustmark/{host}", get(protocol::get_trustmark))
         .route("/authorize", get(authorize::get_authorize).post(authorize::post_authorize))
         .route("/authorize/resume", get(authorize::get_resume))
+        .route("/authorize/cancel", get(authorize::get_cancel))
         .route("/token", post(protocol::post_token))
         .route("/userinfo", get(protocol::get_userinfo).post(protocol::get_userinfo).patch(protocol::patch_userinfo))
         // Citizen journeys
         .route("/", get(home::get_home))
         .route("/signin", get(signin::get_signin).post(signin::post_signin))
         .route("/signin/code", get(signin::get_code).post(signin::post_code))
-        .route("/signin/code/resend", get(signin::get_resend))
+        .route("/signin/code/resend", post(signin::post_resend))
+        .route("/signin/unlock", get(signin::get_unlock).post(signin::post_unlock))
         .route("/sign-out", post(signin::post_sign_out))
         .route("/register", get(register::get_email).post(register::post_email))
         .route("/register/email-code", get(register::get_email_code).post(register::post_email_code))
@@ -79,12 +81,22 @@ pub fn router(state: AppState) -> Router {
         // Operations
         .route("/health", get(health::get_health))
         .route("/ready", get(health::get_ready))
-        .route("/metrics", get(health::get_metrics))
         .route("/assets/{*path}", get(assets::serve_asset))
         .fallback(health::not_found);
+    // `serve` has /metrics on its own listener (`metrics_router`); the sandpit keeps it here.
+    if state.settings.metrics_listen.is_none() {
+        routes = routes.route("/metrics", get(health::get_metrics));
+    }
     routes
+        .layer(axum::middleware::from_fn(middleware::oversized_bodies))
         .layer(axum::middleware::from_fn(middleware::record_metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// The operator's listener (`metrics_listen`): `/metrics` and nothing else. It names partners
+/// and counts their sign-ins, so it is not on the public listener in `serve`.
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(health::get_metrics))
 }

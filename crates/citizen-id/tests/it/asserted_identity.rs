@@ -1,7 +1,8 @@
 //! Single sign-on between partners with `asserted_login_identity` (Federation spec Table 1):
-//! partner 1 signs a JWT naming its ID token's `jti`, partner 2 sends it with `prompt=none`
-//! from a browser that has never seen Citizen ID, and the citizen is signed in with no page.
-//! Every rule's failure gets the exact Table 5 error.
+//! partner 1 signs a JWT naming its ID token's `jti`, partner 2 (which accepts partner 1's
+//! assertions) sends it with `prompt=none` from a browser that has never seen Citizen ID, and
+//! partner 2's request completes with no page. Every rule's failure gets the exact Table 5
+//! error. The assertion completes that one request and nothing else: it is no session.
 
 use serde_json::{Value, json};
 
@@ -31,6 +32,7 @@ async fn signed_in_to_partner_one(app: &TestApp) -> Sso {
     assert_eq!(status, 200, "{tokens}");
     let id_token = app.state.keys.verify(tokens["id_token"].as_str().unwrap()).unwrap();
     app.state.db.save_consent(&citizen.id, &two.client_id, "openid email", 0).await.unwrap();
+    app.allow_sso(&two, &one).await;
     Sso { one, two, citizen, id_token }
 }
 
@@ -86,9 +88,9 @@ async fn signs_in_to_a_second_partner_with_no_interaction(app: TestApp) {
     assert_eq!(id["vot"], "P0.Cp.Cd");
     assert_ne!(id["jti"], sso.id_token["jti"]);
 
-    // The fresh browser is now signed in: partner 2 gets another code with no assertion.
+    // The assertion served that request only: the fresh browser is not signed in.
     let page = fresh.get(&authorize_url(&app, &sso.two, &[("prompt", "none")])).await;
-    assert!(page.param("code").is_some(), "{:?}", page.left_to);
+    assert_eq!(page.param("error").as_deref(), Some("sso_login_required"), "{:?}", page.left_to);
     let row = sqlx::query("SELECT detail FROM audit_log WHERE event = 'signin.asserted_identity' AND account_id = $1")
         .bind(&sso.citizen.id)
         .fetch_one(app.state.db.pool())
@@ -102,6 +104,7 @@ async fn signs_in_to_a_second_partner_with_no_interaction(app: TestApp) {
 
     // Consent rules still apply: a third partner the citizen never agreed to share with.
     let three = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    app.allow_sso(&three, &sso.one).await;
     let jwt = good_assertion(&sso);
     let extra = [("prompt", "none"), ("asserted_login_identity", jwt.as_str()), ("code_challenge", &challenge), ("code_challenge_method", "S256")];
     let page = WebClient::new(&app.base).get(&authorize_url(&app, &three, &extra)).await;
@@ -153,10 +156,12 @@ async fn refuses_assertions_naming_an_unusable_id_token(app: TestApp) {
     let jti = sso.id_token["jti"].as_str().unwrap().to_string();
     let unknown = assertion_with(&sso.one, claims(&sso, "no-such-id-token"));
     assert_eq!(error_for(&app, &sso, &unknown, "unknown, expired or revoked").await.as_deref(), Some("sso_login_required"), "unknown jti");
-    // Partner 2 cannot vouch for partner 1's ID token.
+    // A partner that partner 2 accepts cannot vouch for an ID token of another partner's.
+    let three = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    app.allow_sso(&sso.two, &three).await;
     let mut theirs = claims(&sso, &jti);
-    theirs["iss"] = json!(sso.two.client_id);
-    let theirs = assertion_with(&sso.two, theirs);
+    theirs["iss"] = json!(three.client_id);
+    let theirs = assertion_with(&three, theirs);
     assert_eq!(error_for(&app, &sso, &theirs, "unknown, expired or revoked").await.as_deref(), Some("sso_login_required"), "ID token of another partner");
     // Without prompt=none an SSO failure is no error: the citizen is asked to sign in.
     let page = partner_two_with(&app, &sso, &assertion_with(&sso.one, claims(&sso, "no-such-id-token")), "").await;
@@ -185,7 +190,104 @@ async fn refuses_assertions_naming_an_unusable_id_token(app: TestApp) {
     assert_eq!(error_for(&app, &sso, &good_assertion(&sso), "no longer signed in").await.as_deref(), Some("sso_login_required"), "no session");
 }
 
+/// The account-takeover finding: partner 1 (or anyone holding one of its ID tokens' `jti` and
+/// its key) sends an assertion from its own browser. The request completes for partner 2, but
+/// the browser gets no Citizen ID session: no account pages, no data download, no passkey
+/// enrolment, no sign-in to another partner, not even while the request is still open.
+async fn an_assertion_opens_nothing_but_its_own_request(app: TestApp) {
+    let sso = signed_in_to_partner_one(&app).await;
+    let three = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    app.state.db.save_consent(&sso.citizen.id, &three.client_id, "openid email", 0).await.unwrap();
+    let mut attacker = WebClient::new(&app.base);
+    // Partner 2 without consent yet: the request stops at the consent page, still open.
+    app.state.db.save_consent(&sso.citizen.id, &sso.two.client_id, "openid", 0).await.unwrap();
+    let jwt = good_assertion(&sso);
+    let page = attacker.get(&authorize_url(&app, &sso.two, &[("asserted_login_identity", jwt.as_str())])).await;
+    assert_eq!(page.heading(), "Share your details with Test partner", "the request may complete: {}", page.heading());
+    for path in ["/settings", "/settings/email", "/settings/mobile", "/settings/password", "/settings/download", "/settings/delete", "/account/passkeys"] {
+        let page = attacker.get(path).await;
+        assert_eq!(page.heading(), "Sign in", "{path} needs a sign-in of this browser's own");
+        assert!(!page.contains(&sso.citizen.email), "{path} shows nothing of the citizen");
+    }
+    let passkey = reqwest::Client::new()
+        .post(app.url("/passkeys/register/start"))
+        .header("cookie", format!("cid_session={}", attacker.cookie("cid_session").unwrap()))
+        .header("x-csrf-token", csrf_of(&page_of(&mut attacker, "/signin").await))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(passkey.status(), 200, "no passkey can be enrolled");
+    // Another partner, with consent given and prompt=none: not signed in.
+    let page = attacker.get(&authorize_url(&app, &three, &[("prompt", "none")])).await;
+    assert_eq!(page.param("error").as_deref(), Some("sso_login_required"), "{:?}", page.left_to);
+    // And the first request, replaced by that one, is gone with its assertion.
+    let page = attacker.get("/consent").await;
+    assert_ne!(page.heading(), "Share your details with Test partner");
+}
+
+async fn page_of(web: &mut WebClient, path: &str) -> crate::support::web::Page {
+    web.get(path).await
+}
+
+fn csrf_of(page: &crate::support::web::Page) -> String {
+    page.html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_string()
+}
+
+/// Login CSRF: an assertion for citizen A reaching a browser already signed in as citizen B
+/// never switches it to A. With `prompt=none` partner 2 hears `sso_login_required`; with a
+/// page allowed the citizen is asked to sign in; B stays signed in either way.
+async fn an_assertion_never_switches_a_signed_in_browser(app: TestApp) {
+    let sso = signed_in_to_partner_one(&app).await;
+    let other = app.citizen().await;
+    app.state.db.save_consent(&other.id, &sso.two.client_id, "openid email", 0).await.unwrap();
+    let mut victim = crate::support::protocol::signed_in(&app, &sso.two, &other).await;
+    let challenge = challenge();
+    let jwt = good_assertion(&sso);
+    let extra = [("prompt", "none"), ("asserted_login_identity", jwt.as_str()), ("code_challenge", &challenge), ("code_challenge_method", "S256")];
+    let page = victim.get(&authorize_url(&app, &sso.two, &extra)).await;
+    assert_eq!(page.param("error").as_deref(), Some("sso_login_required"), "{:?}", page.left_to);
+    let jwt = good_assertion(&sso);
+    let page = victim.get(&authorize_url(&app, &sso.two, &[("asserted_login_identity", jwt.as_str())])).await;
+    assert_eq!(page.heading(), "Sign in", "asked to sign in, not switched");
+    let page = victim.get("/settings").await;
+    assert!(page.contains(&other.email) && !page.contains(&sso.citizen.email), "still the same citizen");
+}
+
+/// SSO pairing (`single-sign-on.md`: partners control who they share SSO with, and NHS login
+/// sets it up): a partner accepts assertions only from the partners registered for it, and
+/// never from itself.
+async fn only_paired_partners_assertions_are_accepted(app: TestApp) {
+    let sso = signed_in_to_partner_one(&app).await;
+    let four = app.partner("openid email", &["P0.Cp.Cd"]).await;
+    app.state.db.save_consent(&sso.citizen.id, &four.client_id, "openid email", 0).await.unwrap();
+    let challenge = challenge();
+    let to_four = |jwt: String| {
+        authorize_url(&app, &four, &[("prompt", "none"), ("asserted_login_identity", &jwt), ("code_challenge", &challenge), ("code_challenge_method", "S256")])
+    };
+    let page = WebClient::new(&app.base).get(&to_four(good_assertion(&sso))).await;
+    assert_eq!(page.param("error").as_deref(), Some("sso_login_required"), "not paired: {:?}", page.left_to);
+    assert!(page.param("error_description").unwrap_or_default().contains("does not accept single sign-on"));
+    // Partner 1 asserting to itself.
+    let jwt = good_assertion(&sso);
+    let extra = [("prompt", "none"), ("asserted_login_identity", jwt.as_str()), ("code_challenge", &challenge), ("code_challenge_method", "S256")];
+    let page = WebClient::new(&app.base).get(&authorize_url(&app, &sso.one, &extra)).await;
+    assert_eq!(page.param("error").as_deref(), Some("sso_login_required"), "to itself: {:?}", page.left_to);
+    // Without prompt=none, the normal sign-in.
+    let jwt = good_assertion(&sso);
+    let page = WebClient::new(&app.base).get(&authorize_url(&app, &four, &[("asserted_login_identity", jwt.as_str())])).await;
+    assert_eq!(page.heading(), "Sign in");
+    // Paired, the same assertion kind works.
+    app.allow_sso(&four, &sso.one).await;
+    let page = WebClient::new(&app.base).get(&to_four(good_assertion(&sso))).await;
+    assert!(page.param("code").is_some(), "{:?}", page.left_to);
+}
+
 on_both_databases!(
+    an_assertion_opens_nothing_but_its_own_request,
+    an_assertion_never_switches_a_signed_in_browser,
+    only_paired_partners_assertions_are_accepted,
     signs_in_to_a_second_partner_with_no_interaction,
     refuses_malformed_expired_and_wrongly_signed_assertions,
     refuses_assertions_naming_an_unusable_id_token,

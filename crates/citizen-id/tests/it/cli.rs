@@ -54,12 +54,22 @@ fn operators_manage_partners_and_keys() {
 
     let (ok, _, err) = citizen_id(&["partner", "add", "--data-dir", d, "--name", "Bad", "--redirect-uri", "http://gp.example/cb", "--public-key", key, "--vtr", "P9.Cp.Cd"]);
     assert!(!ok && err.contains("redirect URI"), "plain http is refused: {err}");
-    // http only for a developer's own machine; at most 10 redirect URIs; a chosen client_id.
-    let (ok, out, err) = citizen_id(&[
+    // http only for a developer's own machine, and only in a sandpit's registry (NHS login:
+    // "HTTP URIs are NOT permitted"); at most 10 redirect URIs; a chosen client_id.
+    let local = [
         "partner", "add", "--data-dir", d, "--name", "Local dev", "--redirect-uri", "http://localhost:3000/cb", "--public-key", key,
         "--vtr", "P0.Cp.Cd", "--client-id", "local-dev-app",
-    ]);
+    ];
+    let (ok, _, err) = citizen_id(&local);
+    assert!(!ok && err.contains("HTTP URIs are NOT permitted") && err.contains("--sandpit"), "http://localhost needs --sandpit: {err}");
+    let (ok, _, err) = citizen_id(&["partner", "update", "--data-dir", d, &client_id, "--redirect-uri", "http://localhost:3000/cb"]);
+    assert!(!ok && err.contains("HTTP URIs are NOT permitted"), "nor can an update add one: {err}");
+    let (ok, out, err) = citizen_id(&[&local[..], &["--sandpit"]].concat());
     assert!(ok && out.trim() == "local-dev-app", "{out} {err}");
+    let (ok, _, err) = citizen_id(&["partner", "update", "--data-dir", d, "local-dev-app", "--name", "Local dev 2"]);
+    assert!(!ok && err.contains("http://localhost:3000/cb"), "a sandpit registration stays a sandpit's: {err}");
+    let (ok, _, err) = citizen_id(&["partner", "update", "--data-dir", d, "local-dev-app", "--name", "Local dev 2", "--sandpit"]);
+    assert!(ok, "{err}");
     let uris: Vec<String> = (0..11).map(|i| format!("https://gp.example/cb{i}")).collect();
     let mut args = vec!["partner", "add", "--data-dir", d, "--name", "Too many", "--public-key", key, "--vtr", "P9.Cp.Cd"];
     for uri in &uris {
@@ -105,6 +115,39 @@ fn serve_refuses_to_start_without_its_secrets() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("issuer URL is required"));
+}
+
+/// A production server with no PDS or GP service refuses to start, saying which (rather than
+/// starting with both pointed at a dead address, so that every proof of identity fails).
+#[test]
+fn serve_refuses_to_start_without_pds_or_gp() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("citizen-id.toml");
+    let db = dir.path().join("cid.db");
+    std::fs::write(
+        &config,
+        format!(
+            "issuer = \"https://auth.example.org\"\ndatabase_url = \"sqlite://{}?mode=rwc\"\nkey_encryption_secret = \"{}\"\n",
+            db.display(),
+            "k".repeat(32)
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_citizen-id"));
+        cmd.args(["serve", "--config", config.to_str().unwrap()]);
+        for var in ["DATABASE_URL", "CITIZEN_ID_ISSUER", "CITIZEN_ID_KEY_ENCRYPTION_SECRET", "CITIZEN_ID_PDS_URL", "CITIZEN_ID_GP_URL"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(extra.iter().copied());
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = run(&[]);
+    assert!(!ok && err.contains("a PDS FHIR base URL is required (pds_base_url / CITIZEN_ID_PDS_URL)"), "{err}");
+    let (ok, err) = run(&[("CITIZEN_ID_PDS_URL", "https://pds.example/FHIR/R4")]);
+    assert!(!ok && err.contains("a GP linkage service URL is required (gp_base_url / CITIZEN_ID_GP_URL)"), "{err}");
+    assert!(!db.exists(), "refused before touching the database");
 }
 
 #[test]

@@ -151,10 +151,10 @@ async fn failures_explain_themselves_and_store_nothing(app: TestApp) {
     let mut wrong = details(&patient);
     wrong[1].1 = "Nobodyson".into();
     let page = post_details(&mut web, &wrong).await;
-    assert!(page.contains("We could not find an NHS record with these details"));
+    assert!(page.contains("We could not match these details with an NHS record"));
     let twin = twins();
     let page = post_details(&mut web, &details(&twin)).await;
-    assert!(page.contains("We found more than one person with these details"));
+    assert!(page.contains("We could not match these details with an NHS record"), "several people: the same answer as none");
     let mut bad = details(&patient);
     bad[2].1 = "31".into();
     bad[3].1 = "2".into();
@@ -209,6 +209,7 @@ async fn amnv_sets_phone_number_pds_matched_for_good(app: TestApp) {
     web.post("/prove-identity/mobile", &[("code", &code)]).await;
     let account = app.state.db.account(&citizen.id).await.unwrap().unwrap();
     assert!(account.phone_pds_matched);
+    assert_eq!(account.mobile, oliver.mobile, "the matched number is the account's number");
     assert_eq!(account.proofing_level, "P5", "AMNV proves the phone, not a higher level");
     // Sticky: changing nothing about PDS later cannot clear it.
     app.state.db.set_mobile(&citizen.id, "+447700800995", false, 0, None).await.unwrap();
@@ -221,7 +222,7 @@ async fn a_restricted_record_matches_by_nhs_number_and_releases_no_contact_detai
     let mut fields = details(&emily);
     fields[5].1 = "BS1 4DJ".into();
     let page = post_details(&mut web, &fields).await;
-    assert!(page.contains("We could not find an NHS record"), "a restricted record is not found by search");
+    assert!(page.contains("We could not match these details with an NHS record"), "a restricted record is not found by search");
     let nhs = emily.nhs_number.as_str().to_string();
     fields[6].1 = nhs.clone();
     let page = post_details(&mut web, &fields).await;

@@ -458,11 +458,11 @@ macro_rules! at_localhost_with_roomy_ip_limits {
             use $crate::support::{Backend, TestApp};
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(TestApp::start_localhost_with(Backend::Sqlite, super::roomy_ip_limits).await.expect("sqlite")).await
+                super::$name(TestApp::start_localhost_with(Backend::Sqlite, &super::roomy_ip_limits).await.expect("sqlite")).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = TestApp::start_localhost_with(Backend::Postgres, super::roomy_ip_limits).await {
+                if let Some(app) = TestApp::start_localhost_with(Backend::Postgres, &super::roomy_ip_limits).await {
                     super::$name(app).await
                 }
             }

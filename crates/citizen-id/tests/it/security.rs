@@ -86,7 +86,10 @@ async fn a_database_outage_is_a_503_not_a_crash(app: TestApp) {
     assert_eq!(http.get(app.url("/ready")).send().await.unwrap().status(), 503);
     assert_eq!(http.get(app.url("/health")).send().await.unwrap().status(), 200, "the process itself is alive");
     let mut web = WebClient::new(&app.base);
+    // An anonymous page needs no stored session, so it still renders; its form cannot go on.
     let page = web.get("/signin").await;
+    assert_eq!(page.status, 200);
+    let page = web.post("/signin", &[("email", "someone@example.com"), ("password", "a-password-of-theirs")]).await;
     assert_eq!(page.status, 503);
     assert_eq!(page.heading(), "Sorry, the service is unavailable");
     let res = http.get(app.url("/authorize?client_id=x")).send().await.unwrap();

@@ -138,20 +138,39 @@ impl HttpPdsClient {
             .collect()
     }
 
-    /// Reads the record first, because PDS's JSON Patch must name telecom entries by index and
-    /// id; the caller's `version` (not the one just read) goes in `If-Match`, so a change made
-    /// since the caller read the record is still caught as [`PdsError::Conflict`].
+    /// Reads the record first: PDS's JSON Patch names telecom entries by index and id, and its
+    /// `If-Match` must carry the record's current version (the ETag of that read; one stored
+    /// earlier, at proving time say, is stale as soon as anything on PDS changes). A change
+    /// landing between the read and the patch answers 409: read again and retry, once.
     async fn update(
         &self,
         nhs: &NhsNumber,
-        version: &str,
         mobile: Option<&str>,
         email: Option<&str>,
     ) -> Result<PdsPatient, PdsError> {
         if mobile.is_none() && email.is_none() {
             return Err(PdsError::Invalid("nothing to update".into()));
         }
-        let (current, _) = self.read_patient(nhs.as_str()).await?;
+        match self.read_and_patch(nhs, mobile, email).await {
+            Err(PdsError::Conflict) => self.read_and_patch(nhs, mobile, email).await,
+            other => other,
+        }
+    }
+
+    async fn read_and_patch(
+        &self,
+        nhs: &NhsNumber,
+        mobile: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<PdsPatient, PdsError> {
+        let (current, etag) = self.read_patient(nhs.as_str()).await?;
+        let version = etag
+            .as_deref()
+            .and_then(fhir::version_from_etag)
+            .or_else(|| current.meta.as_ref().and_then(|m| m.version_id.clone()));
+        let Some(version) = version else {
+            return Err(PdsError::Invalid("PDS returned a Patient without a version".into()));
+        };
         let mut patches = Vec::new();
         if let Some(m) = mobile {
             patches.push(telecom_patch(
@@ -240,11 +259,10 @@ impl PdsClient for HttpPdsClient {
     fn update_contact<'a>(
         &'a self,
         nhs: &'a NhsNumber,
-        version: &'a str,
         mobile: Option<&'a str>,
         email: Option<&'a str>,
     ) -> BoxFuture<'a, Result<PdsPatient, PdsError>> {
-        Box::pin(self.update(nhs, version, mobile, email))
+        Box::pin(self.update(nhs, mobile, email))
     }
 }
 

@@ -157,12 +157,14 @@ pub trait PdsClient: Send + Sync + 'static {
     fn search<'a>(&'a self, q: &'a SearchQuery)
     -> BoxFuture<'a, Result<Vec<PdsPatient>, PdsError>>;
 
-    /// Sets the mobile and/or email (`None` leaves that one unchanged) with a JSON Patch sent
-    /// with `If-Match: W/"<version>"`; returns the updated record with its new version.
+    /// Sets the mobile and/or email (`None` leaves that one unchanged): reads the record's
+    /// current version, then sends a JSON Patch with `If-Match` set to the ETag just read, so a
+    /// change made on PDS since the citizen proved their identity does not stop the update,
+    /// and one made between the read and the patch is caught. Returns the updated record with
+    /// its new version.
     fn update_contact<'a>(
         &'a self,
         nhs: &'a NhsNumber,
-        version: &'a str,
         mobile: Option<&'a str>,
         email: Option<&'a str>,
     ) -> BoxFuture<'a, Result<PdsPatient, PdsError>>;

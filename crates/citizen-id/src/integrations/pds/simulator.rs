@@ -187,6 +187,15 @@ impl SimHandle {
         store.resolve(nhs).map(|idx| store.get(idx).0)
     }
 
+    /// Changes a record's contact details as another system updating PDS would (a GP
+    /// practice, the NHS App): the version goes up. Returns the new version, or `None` for an
+    /// unknown number.
+    pub fn change_contact(&self, nhs: &NhsNumber, mobile: Option<String>, email: Option<String>) -> Option<u32> {
+        let mut store = self.write_store();
+        let idx = store.resolve(nhs)?;
+        Some(store.set_contact(idx, mobile, email))
+    }
+
     /// Every update is a single assignment or push, so a poisoned lock still holds consistent
     /// state.
     fn control(&self) -> MutexGuard<'_, Control> {

@@ -11,7 +11,7 @@ use crate::web::forms::{self, check_csrf, csrf_failure};
 use crate::web::pages::{ConsentPage, render};
 
 pub async fn get_consent(ctx: Ctx) -> Response {
-    let (Some(request), Some(_)) = (ctx.session.data.pending.clone(), ctx.session.data.auth.as_ref()) else {
+    let (Some(request), Some(_)) = (ctx.session.data.pending.clone(), ctx.session.data.sign_in_for_pending()) else {
         return ctx.redirect("/").await;
     };
     let partner = match ctx.state.db.partner(&request.client_id).await {
@@ -38,7 +38,7 @@ pub async fn post_consent(mut ctx: Ctx, body: Bytes) -> Response {
     if !check_csrf(&ctx.session, &form, &ctx.headers, &ctx.state.settings.issuer) {
         return csrf_failure(ctx.page());
     }
-    let (Some(request), Some(auth)) = (ctx.session.data.pending.clone(), ctx.session.data.auth.clone()) else {
+    let (Some(request), Some(auth)) = (ctx.session.data.pending.clone(), ctx.session.data.sign_in_for_pending().cloned()) else {
         return ctx.redirect("/").await;
     };
     if form.get("decision") == "agree" {
@@ -48,7 +48,7 @@ pub async fn post_consent(mut ctx: Ctx, body: Bytes) -> Response {
         return resume(ctx).await;
     }
     // Declined: the partner hears access_denied / ConsentNotGiven (SPEC F4).
-    ctx.session.data.pending = None;
+    ctx.session.data.end_pending();
     let location = crate::oidc::issue::denied(&request, "ConsentNotGiven");
     ctx.finish(Redirect::to(&location).into_response()).await
 }

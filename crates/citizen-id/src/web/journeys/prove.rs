@@ -9,6 +9,7 @@ use domain::{BirthDate, NhsNumber, Postcode, ProofingLevel};
 
 use super::authorize::resume;
 use crate::accounts::codes::{self, Purpose};
+use crate::accounts::journey::Journey;
 use crate::clock;
 use crate::integrations::gp::GpCredentials;
 use crate::oidc::claims::proofing_level;
@@ -95,24 +96,62 @@ pub async fn get_start(ctx: Ctx) -> Response {
     ctx.finish(form(page, StatusCode::OK, details_form())).await
 }
 
+/// The longest name PDS holds in one part (its `given` and `family` elements are 35
+/// characters at most).
+const NAME_MAX_CHARS: usize = 35;
+
+/// A name is letters (any alphabet), spaces, hyphens and apostrophes, with at least one
+/// letter: what names are made of, and nothing a FHIR search gives meaning to (`*`, `?`, `,`,
+/// `$`, `|`, `\`, `:` and the rest, which PDS would read as wildcards, lists, modifiers or
+/// escapes). Anything else is refused on the form and never sent (ASVS 5.0 V2.2.1: input is
+/// checked against what is allowed; V1.2: nothing reaches another system's query language).
+/// A typographic apostrophe is sent as a plain one.
+fn check_name(name: &str, which: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("Enter your {which} name"));
+    }
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(format!("Your {which} name must be {NAME_MAX_CHARS} characters or fewer"));
+    }
+    let allowed = |c: char| c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '\u{2019}');
+    if !name.chars().all(allowed) || !name.chars().any(char::is_alphabetic) {
+        return Err(format!("Your {which} name must only include letters, spaces, hyphens and apostrophes"));
+    }
+    Ok(())
+}
+
+/// The details form with what the citizen typed in it.
+fn filled_form(data: &FormData) -> Form {
+    let mut f = details_form();
+    for field in f.fields.iter_mut() {
+        field.value = data.trimmed(field.name).to_string();
+    }
+    f
+}
+
+/// "in 3 hours", "in 20 minutes": when a refused citizen may try again.
+fn wait_text(ms: i64) -> String {
+    let minutes = (ms.max(0) + 59_999) / 60_000;
+    match minutes {
+        0..=1 => "in a minute".into(),
+        2..=90 => format!("in {minutes} minutes"),
+        _ => format!("in {} hours", (minutes + 59) / 60),
+    }
+}
+
 /// Parses the details form; the first error per field is shown.
 #[expect(clippy::result_large_err, reason = "the error is the form to render again, once per request")]
 fn parse_details(data: &FormData) -> Result<Demographics, Form> {
-    let mut f = details_form();
-    for name in ["given_name", "family_name", "dob_day", "dob_month", "dob_year", "postcode", "nhs_number"] {
-        if let Some(field) = f.fields.iter_mut().find(|x| x.name == name) {
-            field.value = data.trimmed(name).to_string();
-        }
-    }
+    let mut f = filled_form(data);
     let mut bad = false;
     let given = data.trimmed("given_name");
-    if given.is_empty() || given.len() > 35 {
-        f = f.error("given_name", "Enter your first name");
+    if let Err(e) = check_name(given, "first") {
+        f = f.error("given_name", e);
         bad = true;
     }
     let family = data.trimmed("family_name");
-    if family.is_empty() || family.len() > 35 {
-        f = f.error("family_name", "Enter your last name");
+    if let Err(e) = check_name(family, "last") {
+        f = f.error("family_name", e);
         bad = true;
     }
     let (y, m, d) = domain::civil_from_days(clock::now_secs().div_euclid(86_400));
@@ -138,8 +177,8 @@ fn parse_details(data: &FormData) -> Result<Demographics, Form> {
         return Err(f);
     }
     Ok(Demographics {
-        given_name: given.to_string(),
-        family_name: family.to_string(),
+        given_name: given.replace('\u{2019}', "'"),
+        family_name: family.replace('\u{2019}', "'"),
         birth_date: dob.expect("checked"),
         postcode: postcode.expect("checked"),
         nhs_number: nhs.expect("checked"),
@@ -162,26 +201,45 @@ pub async fn post_details(ctx: Ctx, body: Bytes) -> Response {
     match uplift::prove_with_demographics(&ctx.state, &account, &typed, &ctx.ip).await {
         Err(e) => ctx.fail(e),
         Ok(DemographicsOutcome::Matched { level }) => after_uplift(ctx, level).await,
-        Ok(DemographicsOutcome::NoMatch) => form(
+        // One answer for every kind of no-match (a wrong name, date, postcode or NHS number,
+        // nobody, or several people): which detail was wrong is never said.
+        Ok(DemographicsOutcome::NoMatch { remaining }) => form(
             ctx.page(),
             StatusCode::OK,
-            details_form().error(
+            filled_form(&data).error(
                 "given_name",
-                "We could not find an NHS record with these details. Check they are the same as your GP surgery has, or add your NHS number.",
+                format!(
+                    "We could not match these details with an NHS record. Check they are the same as your GP surgery has, or add your NHS number. {}",
+                    match remaining {
+                        0 => "That was your last try for today.".to_string(),
+                        1 => "You can try 1 more time today.".to_string(),
+                        n => format!("You can try {n} more times today."),
+                    }
+                ),
             ),
         ),
-        Ok(DemographicsOutcome::Several) => form(
-            ctx.page(),
-            StatusCode::OK,
-            details_form().error("nhs_number", "We found more than one person with these details. Enter your NHS number so we can tell you apart."),
-        ),
+        Ok(DemographicsOutcome::TooManyAttempts { retry_in }) => {
+            let again = format!("You can try again {}.", wait_text(retry_in));
+            message(
+                ctx.page(),
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have tried to match your details too many times",
+                &[
+                    "To keep NHS records safe, we only allow a few tries a day.",
+                    &again,
+                    "Before you try again, check the details your GP surgery has for you: your name, date of birth and postcode as they are on your NHS record. Adding your NHS number helps. You can find it on a letter from the NHS or in the NHS App, or ask your GP surgery.",
+                    "You can still use services that do not need you to prove who you are.",
+                ],
+                Some(("/prove-identity/stop", "Go back to the service")),
+            )
+        }
         Ok(DemographicsOutcome::Duplicate) => message(
             ctx.page(),
             StatusCode::CONFLICT,
             "You already have an account",
             &[
-                "These details belong to another Citizen ID account. You can only have one account.",
-                "We have sent an email to the address on that account with a reminder of how to sign in.",
+                "These details belong to another Citizen ID account. You can only have one account, so we have stopped this attempt and not linked the NHS record to this account.",
+                "We have sent an email to the address on that account with a reminder of how to sign in, and told this account's email address that the attempt was stopped.",
             ],
             Some(("/signin", "Sign in to your existing account")),
         ),
@@ -251,20 +309,25 @@ pub async fn post_gp(ctx: Ctx, body: Bytes) -> Response {
 }
 
 fn amnv_form(last: &str) -> Form {
+    let sent = if last.is_empty() { "We have sent a code to the mobile number that your GP surgery has for you.".to_string() } else { format!("We have sent a code to the mobile number ending {last} that your GP surgery has for you.") };
     Form::new("Enter the security code", "/prove-identity/mobile", "Continue")
-        .intro(format!("We have sent a code to the mobile number ending {last} that your GP surgery has for you."))
+        .intro(sent)
+        .intro("Once you enter it, this becomes the mobile number for your Citizen ID account.")
         .field(Field::new("code", "Security code", "text", "one-time-code").hint("For example, 123456"))
 }
 
 /// AMNV: a code to the mobile on the PDS record.
-pub async fn get_mobile(ctx: Ctx) -> Response {
+pub async fn get_mobile(mut ctx: Ctx) -> Response {
     let account = match account(&ctx).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    match uplift::start_amnv(&ctx.state, &account).await {
+    match uplift::start_amnv(&ctx.state, &account, &ctx.ip).await {
         Err(e) => ctx.fail(e),
-        Ok(AmnvStart::Sent { last_digits }) => {
+        Ok(AmnvStart::Sent { mobile, last_digits }) => {
+            // The number the code went to: the one a right code proves, and the only one
+            // `phone_number_pds_matched` may then describe.
+            ctx.session.data.journey = Some(Journey::Amnv { mobile });
             let page = ctx.page();
             ctx.finish(form(page, StatusCode::OK, amnv_form(&last_digits))).await
         }
@@ -274,7 +337,7 @@ pub async fn get_mobile(ctx: Ctx) -> Response {
     }
 }
 
-pub async fn post_mobile(ctx: Ctx, body: Bytes) -> Response {
+pub async fn post_mobile(mut ctx: Ctx, body: Bytes) -> Response {
     let data = match posted(&ctx, &body).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -283,18 +346,21 @@ pub async fn post_mobile(ctx: Ctx, body: Bytes) -> Response {
         Ok(a) => a,
         Err(r) => return r,
     };
+    let Some(Journey::Amnv { mobile }) = ctx.session.data.journey.clone() else { return ctx.redirect("/prove-identity/mobile").await };
     match codes::check(&ctx.state, Purpose::Amnv, &account.id, data.trimmed("code")).await {
         Err(e) => ctx.fail(e),
         Ok(CodeCheck::Accepted) => {
-            if let Err(e) = uplift::finish_amnv(&ctx.state, &account, &ctx.ip).await {
+            ctx.session.data.journey = None;
+            if let Err(e) = uplift::finish_amnv(&ctx.state, &account, &mobile, &ctx.ip).await {
                 return ctx.fail(e);
             }
             let level = proofing_level(&account);
             after_uplift(ctx, level).await
         }
         Ok(CodeCheck::Wrong { remaining }) => {
-            form(ctx.page(), StatusCode::UNAUTHORIZED, amnv_form("").error("code", format!("The security code is not correct. You have {remaining} more tries.")))
+            form(ctx.page(), StatusCode::UNAUTHORIZED, amnv_form("").error("code", format!("The security code is not correct. {}", CodeCheck::tries_left(remaining))))
         }
+        Ok(CodeCheck::Malformed) => form(ctx.page(), StatusCode::BAD_REQUEST, amnv_form("").error("code", "Enter the 6-digit security code")),
         Ok(_) => form(ctx.page(), StatusCode::UNAUTHORIZED, amnv_form("").error("code", "The security code has expired. Go back and send a new code.")),
     }
 }

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::settings::posted;
-use crate::accounts::codes::{self, Purpose, SendOutcome};
+use crate::accounts::codes::{self, Purpose, Recipient, SendOutcome};
 use crate::accounts::limits::{self, Limit};
 use crate::accounts::reauth::{CurrentPassword, Reauth, check_current_password, is_fresh, local_path};
 use crate::accounts::signin::audit;
@@ -213,7 +213,7 @@ pub async fn post_confirm(ctx: Ctx, body: Bytes) -> Response {
         Err(e) => return ctx.fail(e),
     }
     let Some(mobile) = account.mobile.clone() else { return ctx.fail("account has no mobile") };
-    match codes::send(&ctx.state, Purpose::Reauth, &account.id, Some(&mobile)).await {
+    match codes::send(&ctx.state, Purpose::Reauth, &account.id, Recipient::To(&mobile), &ctx.ip).await {
         Ok(SendOutcome::Sent) => {}
         Ok(SendOutcome::TooMany) => return too_many(&ctx),
         Err(e) => return ctx.fail(e),
@@ -285,8 +285,9 @@ pub async fn post_code(ctx: Ctx, body: Bytes) -> Response {
         Ok(CodeCheck::Wrong { remaining }) => form(
             ctx.page(),
             StatusCode::UNAUTHORIZED,
-            code_form(&masked, &again).error("code", format!("The security code is not correct. You have {remaining} more tries.")),
+            code_form(&masked, &again).error("code", format!("The security code is not correct. {}", CodeCheck::tries_left(remaining))),
         ),
+        Ok(CodeCheck::Malformed) => form(ctx.page(), StatusCode::BAD_REQUEST, code_form(&masked, &again).error("code", "Enter the 6-digit security code")),
         Ok(CodeCheck::Expired) => {
             form(ctx.page(), StatusCode::UNAUTHORIZED, code_form(&masked, &again).error("code", "The security code has expired. Enter your password again to get a new code."))
         }

@@ -13,7 +13,7 @@ use axum::response::Response;
 use domain::{Email, MobileNumber};
 
 use super::signin::establish;
-use crate::accounts::codes::{self, Purpose, SendOutcome};
+use crate::accounts::codes::{self, Purpose, Recipient, SendOutcome};
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
 use crate::accounts::messages::{Template, compose};
@@ -94,20 +94,20 @@ pub async fn post_email(mut ctx: Ctx, body: Bytes) -> Response {
         Ok(a) => a,
         Err(e) => return ctx.fail(e),
     };
-    let sent = if existing.is_some() {
-        // Tell the owner, not the visitor. A code is stored but not sent, so the next page
-        // behaves exactly as for a new email.
+    // For an existing account the owner is told instead of sent a code: a code is stored but
+    // withheld, counted against the same caps, so the next page behaves exactly as for a new
+    // email.
+    let to = if existing.is_some() { Recipient::Withheld(email.as_str()) } else { Recipient::To(email.as_str()) };
+    match codes::send(&ctx.state, Purpose::VerifyEmail, &id, to, &ctx.ip).await {
+        Ok(SendOutcome::Sent) => {}
+        Ok(SendOutcome::TooMany) => return super::too_many_messages(&ctx),
+        Err(e) => return ctx.fail(e),
+    }
+    if existing.is_some() {
         let note = compose(&ctx.state.kek, Template::AccountAlreadyExists, email.as_str(), serde_json::json!({}));
         if let Err(e) = ctx.state.db.enqueue(&note, clock::now_ms()).await {
             return ctx.fail(e);
         }
-        codes::send(&ctx.state, Purpose::VerifyEmail, &id, None).await
-    } else {
-        codes::send(&ctx.state, Purpose::VerifyEmail, &id, Some(email.as_str())).await
-    };
-    match sent {
-        Ok(SendOutcome::Sent | SendOutcome::TooMany) => {}
-        Err(e) => return ctx.fail(e),
     }
     ctx.session.data.journey =
         Some(Journey::Register { id, email: email.as_str().to_string(), email_verified: false, password_hash: None, mobile: None, passwordless: false });
@@ -124,7 +124,8 @@ pub async fn get_email_code(ctx: Ctx) -> Response {
 fn code_error(check: &CodeCheck) -> Option<String> {
     match check {
         CodeCheck::Accepted => None,
-        CodeCheck::Wrong { remaining } => Some(format!("The security code is not correct. You have {remaining} more tries.")),
+        CodeCheck::Wrong { remaining } => Some(format!("The security code is not correct. {}", CodeCheck::tries_left(*remaining))),
+        CodeCheck::Malformed => Some("Enter the 6-digit security code".into()),
         CodeCheck::Expired => Some("The security code has expired. Go back to get a new code.".into()),
         CodeCheck::TooManyAttempts => Some("You entered the wrong code too many times. Go back to get a new code.".into()),
     }
@@ -204,7 +205,7 @@ pub async fn post_mobile(mut ctx: Ctx, body: Bytes) -> Response {
         Ok(m) => m,
         Err(e) => return form(ctx.page(), StatusCode::BAD_REQUEST, mobile_form().error("mobile", e.to_string())),
     };
-    match codes::send(&ctx.state, Purpose::VerifyMobile, &id, Some(mobile.as_str())).await {
+    match codes::send(&ctx.state, Purpose::VerifyMobile, &id, Recipient::To(mobile.as_str()), &ctx.ip).await {
         Ok(SendOutcome::Sent) => {}
         Ok(SendOutcome::TooMany) => {
             return form(ctx.page(), StatusCode::TOO_MANY_REQUESTS, mobile_form().error("mobile", "Too many codes sent. Wait an hour, then try again."));

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use domain::Email;
 
-use crate::accounts::codes::{self, Purpose};
+use crate::accounts::codes::{self, Purpose, Recipient, SendOutcome};
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
 use crate::accounts::messages::{Template, notice};
@@ -73,9 +73,11 @@ pub async fn post_email(mut ctx: Ctx, body: Bytes) -> Response {
         Err(e) => return ctx.fail(e),
     };
     let id = random_token(16);
-    let to = account.as_ref().map(|_| email.as_str());
-    if let Err(e) = codes::send(&ctx.state, Purpose::ResetEmail, &id, to).await {
-        return ctx.fail(e);
+    let to = if account.is_some() { Recipient::To(email.as_str()) } else { Recipient::Withheld(email.as_str()) };
+    match codes::send(&ctx.state, Purpose::ResetEmail, &id, to, &ctx.ip).await {
+        Ok(SendOutcome::Sent) => {}
+        Ok(SendOutcome::TooMany) => return super::too_many_messages(&ctx),
+        Err(e) => return ctx.fail(e),
     }
     ctx.session.data.journey = Some(Journey::Reset {
         id,
@@ -98,7 +100,8 @@ pub async fn get_code(ctx: Ctx) -> Response {
 fn wrong(check: &CodeCheck) -> Option<String> {
     match check {
         CodeCheck::Accepted => None,
-        CodeCheck::Wrong { remaining } => Some(format!("The security code is not correct. You have {remaining} more tries.")),
+        CodeCheck::Wrong { remaining } => Some(format!("The security code is not correct. {}", CodeCheck::tries_left(*remaining))),
+        CodeCheck::Malformed => Some("Enter the 6-digit security code".into()),
         CodeCheck::Expired | CodeCheck::TooManyAttempts => Some("The security code has expired or been used too many times. Start again.".into()),
     }
 }
@@ -122,8 +125,11 @@ pub async fn post_code(mut ctx: Ctx, body: Bytes) -> Response {
         Ok(a) => a.and_then(|a| a.mobile),
         Err(e) => return ctx.fail(e),
     };
-    if let Err(e) = codes::send(&ctx.state, Purpose::ResetMobile, &id, mobile.as_deref()).await {
-        return ctx.fail(e);
+    let to = mobile.as_deref().map_or(Recipient::Nowhere, Recipient::To);
+    match codes::send(&ctx.state, Purpose::ResetMobile, &id, to, &ctx.ip).await {
+        Ok(SendOutcome::Sent) => {}
+        Ok(SendOutcome::TooMany) => return super::too_many_messages(&ctx),
+        Err(e) => return ctx.fail(e),
     }
     if let Some(Journey::Reset { email_verified, .. }) = ctx.session.data.journey.as_mut() {
         *email_verified = true;

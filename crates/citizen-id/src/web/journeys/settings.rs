@@ -242,10 +242,7 @@ pub async fn post_delete(ctx: Ctx, body: Bytes) -> Response {
     }
     let now = clock::now_ms();
     let confirmation = compose(&ctx.state.kek, Template::AccountDeleted, &account.email, serde_json::json!({}));
-    if let Err(e) = ctx.state.db.enqueue(&confirmation, now).await {
-        return ctx.fail(e);
-    }
-    if let Err(e) = ctx.state.db.delete_account(&account.id).await {
+    if let Err(e) = ctx.state.db.delete_account(&account.id, &confirmation, now).await {
         return ctx.fail(e);
     }
     // The one record the law needs: that this (pseudonymous) account was deleted, and when.

@@ -26,7 +26,8 @@ use crate::web::pages::{Field, Form, form, message};
 fn code_error(check: &CodeCheck) -> Option<String> {
     match check {
         CodeCheck::Accepted => None,
-        CodeCheck::Wrong { remaining } => Some(format!("The security code is not correct. You have {remaining} more tries.")),
+        CodeCheck::Wrong { remaining } => Some(format!("The security code is not correct. {}", CodeCheck::tries_left(*remaining))),
+        CodeCheck::Malformed => Some("Enter the 6-digit security code".into()),
         _ => Some("The security code has expired. Start again to get a new code.".into()),
     }
 }
@@ -62,7 +63,7 @@ pub async fn post_email(ctx: Ctx, body: Bytes) -> Response {
         return form(ctx.page(), StatusCode::BAD_REQUEST, email_form().error("email", "Enter an email address in the correct format, like name@example.com"));
     };
     let id = random_token(16);
-    match codes::send(&ctx.state, Purpose::ChangeEmail, &id, Some(email.as_str())).await {
+    match codes::send(&ctx.state, Purpose::ChangeEmail, &id, codes::Recipient::To(email.as_str()), &ctx.ip).await {
         Ok(SendOutcome::Sent) => {}
         Ok(SendOutcome::TooMany) => return form(ctx.page(), StatusCode::TOO_MANY_REQUESTS, email_form().error("email", "Too many codes sent. Try again in an hour.")),
         Err(e) => return ctx.fail(e),
@@ -139,7 +140,7 @@ pub async fn post_mobile(ctx: Ctx, body: Bytes) -> Response {
         Err(e) => return form(ctx.page(), StatusCode::BAD_REQUEST, mobile_form(p9).error("mobile", e.to_string())),
     };
     let id = random_token(16);
-    match codes::send(&ctx.state, Purpose::ChangeMobile, &id, Some(mobile.as_str())).await {
+    match codes::send(&ctx.state, Purpose::ChangeMobile, &id, codes::Recipient::To(mobile.as_str()), &ctx.ip).await {
         Ok(SendOutcome::Sent) => {}
         Ok(SendOutcome::TooMany) => return form(ctx.page(), StatusCode::TOO_MANY_REQUESTS, mobile_form(p9).error("mobile", "Too many codes sent. Try again in an hour.")),
         Err(e) => return ctx.fail(e),
@@ -170,10 +171,12 @@ pub async fn post_mobile_code(ctx: Ctx, body: Bytes) -> Response {
     let now = clock::now_ms();
     // PDS first: if the NHS record cannot be updated, the login details stay as they were too.
     if update_pds {
-        let (Some(nhs), Some(version)) = (account.nhs_number.as_deref().and_then(|n| domain::NhsNumber::parse(n).ok()), account.pds_version.clone()) else {
+        let Some(nhs) = account.nhs_number.as_deref().and_then(|n| domain::NhsNumber::parse(n).ok()) else {
             return ctx.redirect("/settings").await;
         };
-        match ctx.state.pds.update_contact(&nhs, &version, Some(&mobile), None).await {
+        // The client reads the record's current version first: the one stored at proving
+        // time is stale once anything on PDS changes.
+        match ctx.state.pds.update_contact(&nhs, Some(&mobile), None).await {
             Ok(updated) => {
                 if let Err(e) = ctx.state.db.set_pds_version(&account.id, &updated.version).await {
                     return ctx.fail(e);

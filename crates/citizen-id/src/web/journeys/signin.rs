@@ -9,10 +9,10 @@ use domain::{Email, MobileNumber};
 
 use super::authorize::resume;
 use super::passkey_pages::signin_page;
-use crate::accounts::codes::{self, Purpose, SendOutcome};
+use crate::accounts::codes::{self, Purpose, Recipient, SendOutcome};
 use crate::accounts::journey::Journey;
 use crate::accounts::limits::{self, Limit};
-use crate::accounts::signin::{PasswordOutcome, audit, check_password};
+use crate::accounts::signin::{PasswordOutcome, audit, check_password, unlock};
 use crate::clock;
 use crate::crypto::{random_token, sha256_hex};
 use crate::store::StoreError;
@@ -64,10 +64,12 @@ pub async fn post_signin(mut ctx: Ctx, body: Bytes) -> Response {
     if data.get("password").is_empty() {
         return again(&ctx, "password", "Enter your password", StatusCode::BAD_REQUEST);
     }
-    match (limits::per_ip(&ctx.state, "signin", &ctx.ip).await, limits::per_account(&ctx.state, "signin", email.as_str()).await) {
-        (Ok(Limit::Allowed), Ok(Limit::Allowed)) => {}
-        (Err(e), _) | (_, Err(e)) => return ctx.fail(e),
-        _ => return too_many(&ctx),
+    // Per IP over every email (spraying); per email and IP, and per email, in check_password
+    // (accounts::throttle). No per-account lock a stranger could set off.
+    match limits::per_ip(&ctx.state, "signin", &ctx.ip).await {
+        Ok(Limit::Allowed) => {}
+        Ok(Limit::Exceeded) => return too_many(&ctx),
+        Err(e) => return ctx.fail(e),
     }
     let outcome = match check_password(&ctx.state, &email, data.get("password"), &ctx.ip).await {
         Ok(o) => o,
@@ -76,6 +78,8 @@ pub async fn post_signin(mut ctx: Ctx, body: Bytes) -> Response {
     let account = match outcome {
         PasswordOutcome::Accepted(a) => a,
         PasswordOutcome::Rejected => return again(&ctx, "password", WRONG, StatusCode::UNAUTHORIZED),
+        PasswordOutcome::Wait(ms) => return wait(&ctx, ms),
+        PasswordOutcome::CheckEmail => return check_email(&ctx),
         PasswordOutcome::Locked => return locked(&ctx),
     };
     // A remembered browser is the registered device: no SMS code needed.
@@ -89,7 +93,7 @@ pub async fn post_signin(mut ctx: Ctx, body: Bytes) -> Response {
         }
     }
     let Some(mobile) = account.mobile.clone() else { return ctx.fail("account has no mobile") };
-    match codes::send(&ctx.state, Purpose::SignIn, &account.id, Some(&mobile)).await {
+    match codes::send(&ctx.state, Purpose::SignIn, &account.id, Recipient::To(&mobile), &ctx.ip).await {
         Ok(SendOutcome::Sent) => {}
         Ok(SendOutcome::TooMany) => return too_many(&ctx),
         Err(e) => return ctx.fail(e),
@@ -103,7 +107,7 @@ fn code_form(masked_mobile: &str) -> Form {
         .intro(format!("We have sent a 6-digit code to your mobile phone number ending {masked_mobile}. The code expires after 10 minutes."))
         .field(Field::new("code", "Security code", "text", "one-time-code").hint("For example, 123456"))
         .checkbox("Remember this browser for 30 days so you do not need a code next time")
-        .link("/signin/code/resend", "Not received a code? Send a new one")
+        .secondary("/signin/code/resend", "Send a new code")
 }
 
 async fn masked_mobile(ctx: &Ctx, account_id: &str) -> String {
@@ -127,14 +131,23 @@ pub async fn get_code(ctx: Ctx) -> Response {
     ctx.finish(form(page, StatusCode::OK, code_form(&masked))).await
 }
 
-pub async fn get_resend(ctx: Ctx) -> Response {
+/// "Send a new code": a POST with the CSRF token, so no link on another site can send texts.
+pub async fn post_resend(ctx: Ctx, body: Bytes) -> Response {
+    let data = match forms::parse(&ctx.page(), &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if !check_csrf(&ctx.session, &data, &ctx.headers, &ctx.state.settings.issuer) {
+        return csrf_failure(ctx.page());
+    }
     let Some(Journey::SignIn { account_id }) = ctx.session.data.journey.clone() else { return ctx.redirect("/signin").await };
     let mobile = match ctx.state.db.account(&account_id).await {
         Ok(Some(a)) => a.mobile,
         Ok(None) => None,
         Err(e) => return ctx.fail(e),
     };
-    match codes::send(&ctx.state, Purpose::SignIn, &account_id, mobile.as_deref()).await {
+    let to = mobile.as_deref().map_or(Recipient::Nowhere, Recipient::To);
+    match codes::send(&ctx.state, Purpose::SignIn, &account_id, to, &ctx.ip).await {
         Ok(SendOutcome::Sent) => ctx.redirect("/signin/code").await,
         Ok(SendOutcome::TooMany) => too_many(&ctx),
         Err(e) => ctx.fail(e),
@@ -169,8 +182,9 @@ pub async fn post_code(mut ctx: Ctx, body: Bytes) -> Response {
         Ok(CodeCheck::Wrong { remaining }) => form(
             ctx.page(),
             StatusCode::UNAUTHORIZED,
-            code_form(&masked).error("code", format!("The security code is not correct. You have {remaining} more tries.")),
+            code_form(&masked).error("code", format!("The security code is not correct. {}", CodeCheck::tries_left(remaining))),
         ),
+        Ok(CodeCheck::Malformed) => form(ctx.page(), StatusCode::BAD_REQUEST, code_form(&masked).error("code", "Enter the 6-digit security code")),
         Ok(CodeCheck::Expired) => form(
             ctx.page(),
             StatusCode::UNAUTHORIZED,
@@ -199,7 +213,7 @@ pub async fn establish(ctx: &mut Ctx, account_id: &str, credentials: &[&str], fr
     audit(&ctx.state, "signin.succeeded", Some(account_id), &ctx.ip, serde_json::json!({ "credentials": credentials.join(".") })).await;
     ctx.session.rotate();
     let credentials = credentials.iter().map(|c| c.to_string()).collect();
-    ctx.session.data.auth = Some(Authenticated { account_id: account_id.to_string(), auth_time: now / 1000, credentials, fresh_at: fresh.then_some(now / 1000) });
+    ctx.session.data.signed_in(Authenticated { account_id: account_id.to_string(), auth_time: now / 1000, credentials, fresh_at: fresh.then_some(now / 1000) });
     Ok(())
 }
 
@@ -248,6 +262,72 @@ fn too_many(ctx: &Ctx) -> Response {
         &["For your security, you need to wait before trying again. Try again in 15 minutes."],
         None,
     )
+}
+
+/// Throttled for this email from this IP (`accounts::throttle` rule 2): the same whether the
+/// email has an account or not.
+fn wait(ctx: &Ctx, ms: i64) -> Response {
+    let minutes = (ms + 59_999) / 60_000;
+    let when = if minutes <= 1 { "1 minute".to_string() } else { format!("{minutes} minutes") };
+    message(
+        ctx.page(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        &[
+            &format!("The email address or password was wrong too many times. For your security, wait {when} before trying again."),
+            "If you have forgotten your password, you can reset it.",
+        ],
+        Some(("/forgot-password", "Reset your password")),
+    )
+}
+
+/// The email's ceiling of wrong passwords (`accounts::throttle` rule 3): the same whether the
+/// email has an account or not.
+fn check_email(ctx: &Ctx) -> Response {
+    message(
+        ctx.page(),
+        StatusCode::FORBIDDEN,
+        "Check your email",
+        &[
+            "Someone has tried to sign in with this email address many times with the wrong password. To keep the account safe, we need to check it is you.",
+            "If there is a Citizen ID account for this email address, we have sent it a link. Open the link, then sign in as usual.",
+        ],
+        None,
+    )
+}
+
+/// The emailed link (`accounts::throttle` rule 3): a page with a button, so that opening the
+/// link (or an email scanner fetching it) changes nothing by itself.
+pub async fn get_unlock(mut ctx: Ctx, axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>) -> Response {
+    let (Some(key), Some(token)) = (q.get("r"), q.get("t")) else { return ctx.redirect("/signin").await };
+    ctx.session.data.journey = Some(Journey::Unlock { key: key.clone(), token: token.clone() });
+    let page = ctx.page();
+    let f = Form::new("Continue signing in", "/signin/unlock", "Continue").intro("Confirm it was you who asked to carry on signing in to Citizen ID.");
+    ctx.finish(form(page, StatusCode::OK, f)).await
+}
+
+pub async fn post_unlock(mut ctx: Ctx, body: Bytes) -> Response {
+    let data = match forms::parse(&ctx.page(), &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if !check_csrf(&ctx.session, &data, &ctx.headers, &ctx.state.settings.issuer) {
+        return csrf_failure(ctx.page());
+    }
+    let Some(Journey::Unlock { key, token }) = ctx.session.data.journey.take() else { return ctx.redirect("/signin").await };
+    let page = ctx.page();
+    let response = match unlock(&ctx.state, &key, &token).await {
+        Err(e) => return ctx.fail(e),
+        Ok(true) => message(page, StatusCode::OK, "You can now sign in", &["Sign in with your email address, password and security code."], Some(("/signin", "Sign in"))),
+        Ok(false) => message(
+            page,
+            StatusCode::BAD_REQUEST,
+            "This link has expired",
+            &["The link can only be used once, within an hour. Try to sign in again to get a new one."],
+            Some(("/signin", "Sign in")),
+        ),
+    };
+    ctx.finish(response).await
 }
 
 fn locked(ctx: &Ctx) -> Response {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use citizen_id::cli::sandpit;
+use citizen_id::config::Settings;
 use citizen_id::crypto::password;
 use citizen_id::integrations::notify::dev_sink::DevSink;
 use citizen_id::oidc::keys::generate_rsa_pkcs8;
@@ -35,6 +36,8 @@ pub struct TestApp {
     pub pds_sim: citizen_id::integrations::pds::simulator::SimHandle,
     pub gp_sim: citizen_id::integrations::gp::simulator::SimHandle,
     pub addr: SocketAddr,
+    /// The `/metrics` listener, when the settings give it its own (`metrics_listen`).
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub sink: Arc<DevSink>,
     seen: Mutex<HashMap<String, u64>>,
@@ -99,18 +102,24 @@ impl TestApp {
     }
 
     async fn start_with(backend: Backend, deliver: bool) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1", deliver, None, |_| {}).await
+        TestApp::start_at(backend, "127.0.0.1", deliver, None, &|_| {}).await
+    }
+
+    /// Like `start`, with `edit` applied to the settings first (e.g. `serve`'s `mode` and
+    /// `metrics_listen`, or `trusted_proxies`).
+    pub async fn start_with_settings(backend: Backend, edit: &(dyn Fn(&mut Settings) + Sync)) -> Option<TestApp> {
+        TestApp::start_at(backend, "127.0.0.1", true, None, edit).await
     }
 
     /// Like `start`, but the issuer is `http://localhost:{port}` (still listening on
     /// 127.0.0.1): WebAuthn needs a secure context and a relying-party id that is a domain
     /// name, which 127.0.0.1 is not. For the passkey tests.
     pub async fn start_localhost(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "localhost", true, None, |_| {}).await
+        TestApp::start_at(backend, "localhost", true, None, &|_| {}).await
     }
 
     /// Like `start_localhost`, with `edit` applied to the settings first.
-    pub async fn start_localhost_with(backend: Backend, edit: fn(&mut citizen_id::config::Settings)) -> Option<TestApp> {
+    pub async fn start_localhost_with(backend: Backend, edit: &(dyn Fn(&mut Settings) + Sync)) -> Option<TestApp> {
         TestApp::start_at(backend, "localhost", true, None, edit).await
     }
 
@@ -118,10 +127,10 @@ impl TestApp {
     /// production deployment (requests still reach it over plain HTTP on 127.0.0.1): for what
     /// changes outside localhost (`Secure` `__Host-` cookies, HSTS).
     pub async fn start_behind_tls_proxy(backend: Backend) -> Option<TestApp> {
-        TestApp::start_at(backend, "127.0.0.1", true, Some("https://citizen-id.example"), |_| {}).await
+        TestApp::start_at(backend, "127.0.0.1", true, Some("https://citizen-id.example"), &|_| {}).await
     }
 
-    async fn start_at(backend: Backend, host: &str, deliver: bool, issuer: Option<&str>, edit: fn(&mut citizen_id::config::Settings)) -> Option<TestApp> {
+    async fn start_at(backend: Backend, host: &str, deliver: bool, issuer: Option<&str>, edit: &(dyn Fn(&mut Settings) + Sync)) -> Option<TestApp> {
         citizen_id::ops::telemetry::init_logging(false);
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
@@ -137,7 +146,7 @@ impl TestApp {
         host: &str,
         deliver: bool,
         issuer: Option<&str>,
-        edit: fn(&mut citizen_id::config::Settings),
+        edit: &(dyn Fn(&mut Settings) + Sync),
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -162,7 +171,17 @@ impl TestApp {
         let state = AppState::build(settings, integrations).await.expect("state");
         sandpit::ensure_demo_partner(&state, &der, &jwk).await.expect("demo partner");
         let running = citizen_id::server::start(state.clone(), listener, sink.clone(), deliver.then_some(Duration::from_millis(20))).await.expect("start");
-        TestApp { base, pds_sim, gp_sim, addr: running.addr, state, sink, seen: Mutex::new(HashMap::new()), _dir: dir }
+        TestApp {
+            base,
+            pds_sim,
+            gp_sim,
+            addr: running.addr,
+            metrics_addr: running.metrics_addr,
+            state,
+            sink,
+            seen: Mutex::new(HashMap::new()),
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -190,10 +209,18 @@ impl TestApp {
             vectors: vectors.iter().map(|v| v.to_string()).collect(),
             refresh_tokens: true,
             im1: false,
+            sso_from: vec![],
         })
         .expect("valid partner");
         self.state.db.insert_partner(&record).await.expect("insert partner");
         TestPartner { client_id: client_id.clone(), redirect_uri: redirect_uri.into(), signer: DemoPartner::from_pkcs8(&client_id, &der).unwrap() }
+    }
+
+    /// SSO pairing: `to` accepts `from`'s asserted_login_identity (`partner update --sso-from`).
+    pub async fn allow_sso(&self, to: &TestPartner, from: &TestPartner) {
+        let mut record = self.state.db.partner(&to.client_id).await.unwrap().expect("partner");
+        record.sso_from.push(from.client_id.clone());
+        assert!(self.state.db.update_partner(&record).await.unwrap());
     }
 
     /// An account at P0 with a verified email and mobile, written straight to the store.

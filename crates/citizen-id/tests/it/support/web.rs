@@ -44,8 +44,27 @@ impl Page {
 
 impl WebClient {
     pub fn new(base: &str) -> WebClient {
+        WebClient::from_ip(base, "127.0.0.1")
+    }
+
+    /// A browser on another machine: its connections come from `ip`, an address in 127.0.0.0/8
+    /// (the server sees it as the client IP).
+    pub fn from_ip(base: &str, ip: &str) -> WebClient {
         let jar = Arc::new(Jar::default());
-        let http = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).build().expect("client");
+        let local: std::net::IpAddr = ip.parse().expect("an IP address");
+        let http = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).local_address(local).build().expect("client");
+        WebClient { base: base.to_string(), http, jar, csrf: String::new() }
+    }
+
+    /// A browser whose every request carries `headers` (e.g. the `X-Forwarded-For` a proxy in
+    /// front of the server adds).
+    pub fn with_headers(base: &str, headers: &[(&str, &str)]) -> WebClient {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.append(reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("name"), value.parse().expect("value"));
+        }
+        let jar = Arc::new(Jar::default());
+        let http = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).default_headers(map).build().expect("client");
         WebClient { base: base.to_string(), http, jar, csrf: String::new() }
     }
 
