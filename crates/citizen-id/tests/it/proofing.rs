@@ -215,6 +215,14 @@ async fn failures_explain_themselves_and_store_nothing(app: TestApp) {
     assert_eq!(page.heading(), "Sorry, we cannot check your details right now");
     let account = app.state.db.account(&citizen.id).await.unwrap().unwrap();
     assert_eq!((account.proofing_level.as_str(), account.nhs_number.as_deref()), ("P0", None), "nothing half-stored");
+    // Inside the partner's request, the page's way on is back to the partner (issue item 13),
+    // which then hears temporarily_unavailable with its state.
+    assert!(page.contains("Go back to Test partner"), "{}", page.html);
+    let back = page.html.split("href=\"").filter_map(|s| s.split('"').next()).find(|h| h.starts_with("/authorize/cancel")).expect("a way back");
+    let mut other_tab = WebClient::new(&app.base);
+    let left = other_tab.get(&back.replace("&amp;", "&").replace("&#38;", "&")).await;
+    assert_eq!(left.param("error").as_deref(), Some("temporarily_unavailable"), "{:?}", left.left_to);
+    assert_eq!(left.param("state").as_deref(), Some("state-123"));
     app.pds_sim.set_mode(pds::simulator::SimMode::Ok);
     let page = post_details(&mut web, &details(&patient)).await;
     assert_ne!(page.heading(), "Sorry, we cannot check your details right now", "the citizen can retry");
