@@ -221,7 +221,12 @@ pub async fn prove_with_gp_credentials(state: &AppState, account: &AccountRecord
     let bucket = format!("pol:{}", account.id);
     let window = now - now % DAY;
     let Some(nhs) = account.nhs_number.clone() else { return Ok(PolOutcome::Wrong { remaining: 0 }) };
-    if state.db.peek_hits(&bucket, window).await? >= POL_ATTEMPTS_PER_DAY {
+    // The try is taken before the GP system is asked, in one statement returning its own
+    // count, so parallel guesses cannot all pass a check made before any of them counted.
+    // It is given back unless the credentials were wrong (the GP system down, a success).
+    let used = state.db.hit(&bucket, window).await?;
+    if used > POL_ATTEMPTS_PER_DAY {
+        state.db.unhit(&bucket, window).await?;
         return Ok(PolOutcome::Locked);
     }
     match state.gp.verify(creds, &nhs).await {
@@ -234,14 +239,16 @@ pub async fn prove_with_gp_credentials(state: &AppState, account: &AccountRecord
             let sealed = state.kek.seal(&format!("gp_credentials:{}", account.id), &serde_json::to_vec(&stored).expect("serialisable"));
             state.db.set_gp_credentials(&account.id, &sealed, now).await?;
             record_uplift(state, &account.id, ip, "pol", proofing_level(account), ProofingLevel::P9).await;
+            // Only wrong credentials count against the day's tries.
+            state.db.unhit(&bucket, window).await?;
             Ok(PolOutcome::Proven)
         }
         Err(GpError::Unavailable(e)) => {
             tracing::warn!(error = %e, "GP linkage check failed");
+            state.db.unhit(&bucket, window).await?;
             Ok(PolOutcome::GpUnavailable)
         }
         Err(_) => {
-            let used = state.db.hit(&bucket, window).await?;
             audit(state, "identity.pol_rejected", Some(&account.id), ip, json!({ "attempts": used })).await;
             Ok(if used >= POL_ATTEMPTS_PER_DAY { PolOutcome::Locked } else { PolOutcome::Wrong { remaining: POL_ATTEMPTS_PER_DAY - used } })
         }

@@ -64,12 +64,34 @@ impl Ctx {
             }
             Some(request) => {
                 let back = cancel_link(self.state.kek.pepper(), request);
-                let text = format!("Go back to {}", if request.client_name.is_empty() { "the service you came from" } else { &request.client_name });
-                message(self.page(), StatusCode::SERVICE_UNAVAILABLE, HEADING, &[TRY_AGAIN], Some((&back, &text)))
+                message(self.page(), StatusCode::SERVICE_UNAVAILABLE, HEADING, &[TRY_AGAIN], Some((&back, &back_text(request))))
             }
             None => unavailable_page(self.page()),
         }
     }
+}
+
+impl Ctx {
+    /// PDS or a GP system not answering, on a page that says which (`heading`, `text`) and
+    /// offers `retry`. With a partner's request open, as [`Ctx::fail`]: `prompt=none` goes back
+    /// to the partner at once, and otherwise the page's way on is back to the partner, which
+    /// hears `temporarily_unavailable` (the text still says to try again).
+    pub fn dependency_down(&self, heading: &str, text: &str, retry: (&str, &str)) -> Response {
+        match &self.session.data.pending {
+            Some(request) if request.prompt == Prompt::None => {
+                Redirect::to(&request.error(ErrorCode::TemporarilyUnavailable, UNAVAILABLE).redirect_location().unwrap_or_default()).into_response()
+            }
+            Some(request) => {
+                let back = cancel_link(self.state.kek.pepper(), request);
+                message(self.page(), StatusCode::SERVICE_UNAVAILABLE, heading, &[text], Some((&back, &back_text(request))))
+            }
+            None => message(self.page(), StatusCode::SERVICE_UNAVAILABLE, heading, &[text], Some(retry)),
+        }
+    }
+}
+
+fn back_text(request: &AuthorizeRequest) -> String {
+    format!("Go back to {}", if request.client_name.is_empty() { "the service you came from" } else { &request.client_name })
 }
 
 const UNAVAILABLE: &str = "The service is temporarily unavailable; try again later";

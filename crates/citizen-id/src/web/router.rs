@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/prove-identity/details", post(prove::post_details))
         .route("/prove-identity/gp", get(prove::get_gp).post(prove::post_gp))
         .route("/prove-identity/mobile", get(prove::get_mobile).post(prove::post_mobile))
+        .route("/prove-identity/mobile/send", post(prove::post_mobile_send))
         .route("/prove-identity/stop", get(prove::get_stop))
         // Settings (F8), and confirming it's you before a sensitive change (ASVS 7.5)
         .route("/confirm-it-is-you", get(reauth::get_confirm).post(reauth::post_confirm))

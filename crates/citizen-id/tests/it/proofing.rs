@@ -22,6 +22,15 @@ fn plain_patient() -> (PdsPatient, LinkageRecord) {
         .expect("the documented data has a plain patient with GP credentials")
 }
 
+/// "Confirm your mobile phone number", then its button: only the POST sends the code.
+pub async fn send_amnv_code(web: &mut WebClient) -> crate::support::web::Page {
+    let page = web.get("/prove-identity/mobile").await;
+    if page.heading() != "Confirm your mobile phone number" {
+        return page;
+    }
+    web.post("/prove-identity/mobile/send", &[]).await
+}
+
 fn twins() -> PdsPatient {
     let all = pds::dataset::documented_patients();
     all.iter()
@@ -145,6 +154,45 @@ async fn wrong_linkage_keys_lock_pol_for_the_day(app: TestApp) {
     assert_eq!(app.state.db.account(&citizen.id).await.unwrap().unwrap().proofing_level, "P5");
 }
 
+/// The finding: 30 guesses at once all passed the day's check before any was counted. Each
+/// now takes its try first: five reach the GP system, and the right key is refused after.
+async fn parallel_gp_guesses_share_the_days_tries(app: TestApp) {
+    let (_, creds) = plain_patient();
+    let citizen = app.citizen().await;
+    let nhs = domain::NhsNumber::from_first_nine(123_456_789).or_else(|| domain::NhsNumber::from_first_nine(123_456_780)).unwrap();
+    let identity = citizen_id::store::accounts::ProofedIdentity {
+        nhs_number: nhs.as_str().into(),
+        given_name: "Test".into(),
+        middle_names: None,
+        family_name: "Person".into(),
+        birthdate: "1980-01-01".into(),
+        postcode: None,
+        gp_ods_code: None,
+        pds_version: None,
+    };
+    app.state.db.record_proofed_identity(&citizen.id, &identity, "P5", 0).await.unwrap();
+    let mut web = WebClient::new(&app.base);
+    sign_in(&app, &mut web, &citizen).await;
+    within_one_window(citizen_id::clock::DAY, 30 * citizen_id::clock::SECOND).await;
+    let page = web.get("/prove-identity/gp").await;
+    let csrf = page.html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+    let cookie = format!("cid_session={}", web.cookie("cid_session").unwrap());
+    let http = reqwest::Client::new();
+    let guesses = (0..30).map(|_| {
+        let req = http.post(app.url("/prove-identity/gp")).header("cookie", &cookie).form(&[
+            ("ods_code", creds.ods_code.as_str()),
+            ("account_id", creds.account_id.as_str()),
+            ("linkage_key", creds.linkage_key.as_str()),
+            ("csrf_token", csrf.as_str()),
+        ]);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let compared = answers.iter().filter(|a| !a.contains("<h1>Too many attempts</h1>")).count();
+    assert!(compared <= 5, "{compared} of 30 guesses were checked with the GP system");
+    assert_eq!(app.state.db.account(&citizen.id).await.unwrap().unwrap().proofing_level, "P5");
+}
+
 async fn failures_explain_themselves_and_store_nothing(app: TestApp) {
     let (patient, _) = plain_patient();
     let (_, citizen, mut web) = p9_request(&app, "+447700800997").await;
@@ -167,6 +215,14 @@ async fn failures_explain_themselves_and_store_nothing(app: TestApp) {
     assert_eq!(page.heading(), "Sorry, we cannot check your details right now");
     let account = app.state.db.account(&citizen.id).await.unwrap().unwrap();
     assert_eq!((account.proofing_level.as_str(), account.nhs_number.as_deref()), ("P0", None), "nothing half-stored");
+    // Inside the partner's request, the page's way on is back to the partner (issue item 13),
+    // which then hears temporarily_unavailable with its state.
+    assert!(page.contains("Go back to Test partner"), "{}", page.html);
+    let back = page.html.split("href=\"").filter_map(|s| s.split('"').next()).find(|h| h.starts_with("/authorize/cancel")).expect("a way back");
+    let mut other_tab = WebClient::new(&app.base);
+    let left = other_tab.get(&back.replace("&amp;", "&").replace("&#38;", "&")).await;
+    assert_eq!(left.param("error").as_deref(), Some("temporarily_unavailable"), "{:?}", left.left_to);
+    assert_eq!(left.param("state").as_deref(), Some("state-123"));
     app.pds_sim.set_mode(pds::simulator::SimMode::Ok);
     let page = post_details(&mut web, &details(&patient)).await;
     assert_ne!(page.heading(), "Sorry, we cannot check your details right now", "the citizen can retry");
@@ -202,7 +258,7 @@ async fn amnv_sets_phone_number_pds_matched_for_good(app: TestApp) {
     let (_, citizen, mut web) = p9_request(&app, "+447700800996").await;
     let page = post_details(&mut web, &details(&oliver)).await;
     assert_eq!(page.heading(), "Prove your identity to a high level");
-    let page = web.get("/prove-identity/mobile").await;
+    let page = send_amnv_code(&mut web).await;
     assert_eq!(page.heading(), "Enter the security code");
     assert!(page.contains("ending 0002"), "the code goes to the PDS mobile");
     let code = app.next_code(oliver.mobile.as_deref().unwrap()).await;
@@ -230,11 +286,12 @@ async fn a_restricted_record_matches_by_nhs_number_and_releases_no_contact_detai
     let account = app.state.db.account(&citizen.id).await.unwrap().unwrap();
     assert_eq!((account.proofing_level.as_str(), account.nhs_number.as_deref()), ("P5", Some(nhs.as_str())));
     assert_eq!((account.postcode.as_deref(), account.gp_ods_code.as_deref()), (None, None), "no address or GP details released");
-    let page = web.get("/prove-identity/mobile").await;
+    let page = send_amnv_code(&mut web).await;
     assert_eq!(page.heading(), "We cannot send you a code", "no contact details released for AMNV either");
 }
 
 on_both_databases!(
+    parallel_gp_guesses_share_the_days_tries,
     amnv_sets_phone_number_pds_matched_for_good,
     a_restricted_record_matches_by_nhs_number_and_releases_no_contact_details,
     idvm_lifts_a_matching_mobile_straight_to_p9,

@@ -4,6 +4,7 @@
 use citizen_id::integrations::pds::{self, PdsPatient};
 
 use crate::on_both_databases;
+use crate::proofing::send_amnv_code;
 use crate::support::flows::sign_in;
 use crate::support::protocol::{assertion, authorize_url, challenge, exchange};
 use crate::support::web::{Page, WebClient};
@@ -274,7 +275,7 @@ async fn amnv_asserts_the_number_on_pds(app: TestApp) {
     let (p, citizen, mut web) = p9_request(&app, "+447700900222").await;
     let page = post_details(&mut web, &details(&oliver)).await;
     assert_eq!(page.heading(), "Prove your identity to a high level");
-    let page = web.get("/prove-identity/mobile").await;
+    let page = send_amnv_code(&mut web).await;
     assert!(page.contains("ending 0002"), "{}", page.heading());
     let code = app.next_code(&on_pds).await;
     let page = web.post("/prove-identity/mobile", &[("code", &code)]).await;

@@ -179,10 +179,10 @@ async fn every_form_refuses_a_post_without_its_token(app: TestApp) {
     let mut web = WebClient::new(&app.base);
     sign_in(&app, &mut web, &citizen).await;
     let routes = [
-        "/signin", "/signin/code", "/sign-out", "/register", "/register/email-code", "/register/password", "/register/mobile",
+        "/signin", "/signin/code", "/signin/code/resend", "/signin/unlock", "/sign-out", "/register", "/register/email-code", "/register/password", "/register/mobile",
         "/register/mobile-code", "/register/passkey-instead", "/forgot-password", "/forgot-password/code", "/forgot-password/sms-code",
         "/forgot-password/new-password", "/account/passkeys/remove", "/account/password/remove", "/consent", "/prove-identity/details",
-        "/prove-identity/gp", "/prove-identity/mobile", "/settings/email", "/settings/email/code", "/settings/mobile",
+        "/prove-identity/gp", "/prove-identity/mobile", "/prove-identity/mobile/send", "/settings/email", "/settings/email/code", "/settings/mobile",
         "/settings/mobile/code", "/settings/landline", "/settings/password", "/settings/services/withdraw",
         "/settings/sign-out-everywhere", "/settings/delete",
     ];

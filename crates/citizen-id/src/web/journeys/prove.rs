@@ -243,12 +243,10 @@ pub async fn post_details(ctx: Ctx, body: Bytes) -> Response {
             ],
             Some(("/signin", "Sign in to your existing account")),
         ),
-        Ok(DemographicsOutcome::PdsUnavailable) => message(
-            ctx.page(),
-            StatusCode::SERVICE_UNAVAILABLE,
+        Ok(DemographicsOutcome::PdsUnavailable) => ctx.dependency_down(
             "Sorry, we cannot check your details right now",
-            &["The NHS records service is not responding. Nothing has been saved. Try again in a few minutes."],
-            Some(("/prove-identity", "Try again")),
+            "The NHS records service is not responding. Nothing has been saved. Try again in a few minutes.",
+            ("/prove-identity", "Try again"),
         ),
     }
 }
@@ -298,12 +296,10 @@ pub async fn post_gp(ctx: Ctx, body: Bytes) -> Response {
             &["You have entered GP online services details that did not match too many times. Try again tomorrow, or ask your GP surgery for new details."],
             None,
         ),
-        Ok(PolOutcome::GpUnavailable) => message(
-            ctx.page(),
-            StatusCode::SERVICE_UNAVAILABLE,
+        Ok(PolOutcome::GpUnavailable) => ctx.dependency_down(
             "Sorry, we cannot check your details right now",
-            &["Your GP surgery's system is not responding. Nothing has been saved. Try again later."],
-            Some(("/prove-identity/gp", "Try again")),
+            "Your GP surgery's system is not responding. Nothing has been saved. Try again later.",
+            ("/prove-identity/gp", "Try again"),
         ),
     }
 }
@@ -316,8 +312,25 @@ fn amnv_form(last: &str) -> Form {
         .field(Field::new("code", "Security code", "text", "one-time-code").hint("For example, 123456"))
 }
 
+/// AMNV, first page: what will happen, and a button. Only the button's POST sends the code, so
+/// no link from another site can make Citizen ID text anyone.
+pub async fn get_mobile(ctx: Ctx) -> Response {
+    if let Err(r) = account(&ctx).await {
+        return r;
+    }
+    let page = ctx.page();
+    let f = Form::new("Confirm your mobile phone number", "/prove-identity/mobile/send", "Send a security code")
+        .intro("We will send a security code to the mobile phone number that your GP surgery has for you.")
+        .intro("Once you enter it, this becomes the mobile number for your Citizen ID account.")
+        .back("/prove-identity");
+    ctx.finish(form(page, StatusCode::OK, f)).await
+}
+
 /// AMNV: a code to the mobile on the PDS record.
-pub async fn get_mobile(mut ctx: Ctx) -> Response {
+pub async fn post_mobile_send(mut ctx: Ctx, body: Bytes) -> Response {
+    if let Err(r) = posted(&ctx, &body).await {
+        return r;
+    }
     let account = match account(&ctx).await {
         Ok(a) => a,
         Err(r) => return r,
@@ -333,7 +346,11 @@ pub async fn get_mobile(mut ctx: Ctx) -> Response {
         }
         Ok(AmnvStart::NoMobileOnPds) => message(ctx.page(), StatusCode::OK, "We cannot send you a code", &["Your GP surgery does not have a mobile number for you."], Some(("/prove-identity", "Continue"))),
         Ok(AmnvStart::TooMany) => message(ctx.page(), StatusCode::TOO_MANY_REQUESTS, "Too many codes sent", &["Wait an hour, then try again."], None),
-        Ok(AmnvStart::PdsUnavailable) => message(ctx.page(), StatusCode::SERVICE_UNAVAILABLE, "Sorry, we cannot check your details right now", &["Try again in a few minutes."], None),
+        Ok(AmnvStart::PdsUnavailable) => ctx.dependency_down(
+            "Sorry, we cannot check your details right now",
+            "The NHS records service is not responding. Nothing has been sent. Try again in a few minutes.",
+            ("/prove-identity/mobile", "Try again"),
+        ),
     }
 }
 
