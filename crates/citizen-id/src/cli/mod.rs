@@ -96,7 +96,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     crate::ops::telemetry::init_logging(true);
-    let settings = FileConfig::load(config.as_deref())?.into_production()?;
+    let file = FileConfig::load(config.as_deref())?;
+    let hashing_threads = crate::crypto::password::configure(file.password_hashing_threads);
+    let settings = file.into_production()?;
     let listen = settings.listen;
     let (pds, gp) = crate::server::third_parties(settings.pds_base_url.as_deref(), settings.gp_base_url.as_deref())?;
     let integrations = crate::state::Integrations { dev_sink: None, demo: None, pds, gp };
@@ -104,7 +106,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let provider = crate::server::provider_from(&state)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let running = crate::server::start(state, listener, provider, Some(std::time::Duration::from_secs(1))).await?;
-    tracing::info!(addr = %running.addr, "citizen-id serving");
+    tracing::info!(addr = %running.addr, hashing_threads, "citizen-id serving");
     running.task.await?;
     Ok(())
 }
