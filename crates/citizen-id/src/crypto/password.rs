@@ -37,7 +37,7 @@ pub fn pool_threads(configured: Option<usize>) -> usize {
 }
 
 fn start(threads: usize) -> HashingPool {
-    HashingPool::new(threads, threads * QUEUE_PER_THREAD, params()).expect("starting the password hashing threads")
+    HashingPool::new("argon2", threads, threads * QUEUE_PER_THREAD, params()).expect("starting the password hashing threads")
 }
 
 /// Starts the process's hashing pool with `configured` threads (see `pool_threads`); call once at
