@@ -27,8 +27,10 @@
 //! `--concurrency N` (requests in flight, default 32), `--postgres ADMIN_URL` (run the server on
 //! a fresh PostgreSQL database made through ADMIN_URL, e.g. `postgres://postgres@127.0.0.1/postgres`,
 //! and dropped afterwards; see `load_support/postgres.rs`), `--signin-attempts N` (default 1000,
-//! 0 skips the phase), `--anonymous-gets N` (per session-rows phase, default 10000, 0 skips them).
-//! Environment: `CITIZEN_ID_BIN` (server
+//! 0 skips the phase), `--anonymous-gets N` (per session-rows phase, default 10000, 0 skips them),
+//! `--compare-bin OLD` (the whole run against the server binary OLD first, then the figures
+//! before / after side by side; see `load_support/compare.rs`).
+//! Environment: `CITIZEN_ID_BENCH_OUT` (results file), `CITIZEN_ID_BIN` (server
 //! binary; default the one cargo built for this bench), `CITIZEN_ID_BENCH_NO_PIN=1` (no CPU pinning).
 
 use std::future::Future;
@@ -45,6 +47,8 @@ use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512, UnparsedPublicKey};
 use serde_json::{Value, json};
 
+#[path = "load_support/compare.rs"]
+mod compare;
 #[path = "load_support/postgres.rs"]
 mod postgres;
 #[path = "load_support/sessions.rs"]
@@ -92,6 +96,8 @@ struct Opts {
     signin_attempts: usize,
     /// Anonymous GETs in each session-rows phase (0: no such phases).
     anonymous_gets: usize,
+    /// Run everything against this server binary first, and print both side by side.
+    compare_bin: Option<PathBuf>,
 }
 
 fn parse_opts() -> Opts {
@@ -106,6 +112,7 @@ fn parse_opts() -> Opts {
         spin_client: false,
         signin_attempts: 1_000,
         anonymous_gets: 10_000,
+        compare_bin: None,
     };
     let mut seconds = None;
     let mut args = std::env::args().skip(1);
@@ -120,6 +127,7 @@ fn parse_opts() -> Opts {
             "--postgres" => opts.postgres = args.next(),
             "--spin-client" => opts.spin_client = true,
             "--signin-attempts" => opts.signin_attempts = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000),
+            "--compare-bin" => opts.compare_bin = args.next().map(PathBuf::from),
             "--anonymous-gets" => opts.anonymous_gets = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000),
             _ => {} // `--bench` and filters from cargo
         }
@@ -850,6 +858,12 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         eprintln!("  warning: without two pinned CPUs the client and the server share cores; figures are not comparable");
     }
 
+    // 0. With --compare-bin, the whole harness against the other binary first.
+    let before = match &opts.compare_bin {
+        Some(other) => Some((other.clone(), compare::run_before(other, &compare::before_results_path(&target))?)),
+        None => None,
+    };
+
     // 1. Baseline, on this (pinned) thread, with the server not yet started.
     eprintln!("1. Signing baseline ({:.0} s each)...", if opts.quick { 1.0 } else { 2.0 });
     let base_line = baseline(if opts.quick { 1.0 } else { 2.0 })?;
@@ -1323,7 +1337,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             "id_token_payload_bytes": b.id_token_payload_bytes,
         })
     };
-    let results = json!({
+    let mut results = json!({
         "generated_at_unix": citizen_id::clock::now_secs(),
         "mode": if opts.quick { "quick" } else { "full" },
         "machine": { "cpus": cpus, "cpu_model": cpu_model(), "client_pinned_cpu": pinned.then_some(CLIENT_CPU), "server_pinned_cpu": server_pinned.then_some(SERVER_CPU) },
@@ -1371,7 +1385,16 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         },
     });
     std::fs::create_dir_all(&target)?;
-    let out = target.join("bench-results.json");
+    if let Some((other, before)) = &before {
+        println!();
+        println!("Before ({}) / after ({}), each measured in this run:", other.display(), bin.display());
+        let lines = compare::summary(before, &results);
+        for line in &lines {
+            println!("  {line}");
+        }
+        results["compared_with"] = json!({ "binary": other, "results": compare::before_results_path(&target), "summary": lines });
+    }
+    let out = std::env::var_os("CITIZEN_ID_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|| target.join("bench-results.json"));
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
     println!();
     println!("Results written to {}", out.display());
