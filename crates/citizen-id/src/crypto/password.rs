@@ -166,6 +166,15 @@ mod tests {
     }
 
     #[test]
+    fn hashing_threads_are_one_per_core_at_most_four_unless_configured() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(pool_threads(None), cores.min(DEFAULT_MAX_THREADS));
+        assert_eq!(pool_threads(Some(0)), 1);
+        assert_eq!(pool_threads(Some(8)), 8);
+        assert_eq!(pool_threads(Some(10_000)), MAX_THREADS);
+    }
+
+    #[test]
     fn refuses_common_and_personal_passwords() {
         assert!(matches!(check_strength("password1", &[]), Err(WeakPassword::Guessable(_))));
         assert!(matches!(check_strength("short", &[]), Err(WeakPassword::Shape(_))));
