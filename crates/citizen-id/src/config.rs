@@ -121,6 +121,9 @@ impl Settings {
 pub struct FileConfig {
     pub issuer: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// Argon2 threads (each holds 19 MiB for good); default one per core, at most 4
+    /// (`crypto::password::pool_threads`).
+    pub password_hashing_threads: Option<usize>,
     pub database_url: Option<String>,
     pub key_encryption_secret: Option<String>,
     #[serde(default)]
@@ -129,9 +132,6 @@ pub struct FileConfig {
     pub trust_forwarded_for: bool,
     pub pds_base_url: Option<String>,
     pub gp_base_url: Option<String>,
-    /// Argon2 threads (each holds 19 MiB for good); default one per core, at most 4
-    /// (`crypto::password::pool_threads`).
-    pub password_hashing_threads: Option<usize>,
 }
 
 impl FileConfig {
@@ -156,14 +156,14 @@ impl FileConfig {
         if let Some(v) = env("CITIZEN_ID_LISTEN") {
             cfg.listen = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_LISTEN: {e}"))?);
         }
+        if let Some(v) = env("CITIZEN_ID_PASSWORD_HASHING_THREADS") {
+            cfg.password_hashing_threads = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_PASSWORD_HASHING_THREADS: {e}"))?);
+        }
         if let Some(v) = env("CITIZEN_ID_PDS_URL") {
             cfg.pds_base_url = Some(v);
         }
         if let Some(v) = env("CITIZEN_ID_GP_URL") {
             cfg.gp_base_url = Some(v);
-        }
-        if let Some(v) = env("CITIZEN_ID_PASSWORD_HASHING_THREADS") {
-            cfg.password_hashing_threads = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_PASSWORD_HASHING_THREADS: {e}"))?);
         }
         if let (Some(base_url), Some(api_key)) = (env("CITIZEN_ID_NOTIFY_URL"), env("CITIZEN_ID_NOTIFY_API_KEY")) {
             cfg.notify.insert(0, NotifyProviderSettings { base_url, api_key, templates: Default::default() });

@@ -98,6 +98,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     crate::ops::telemetry::init_logging(true);
     let file = FileConfig::load(config.as_deref())?;
     let hashing_threads = crate::crypto::password::configure(file.password_hashing_threads);
+    tracing::info!(hashing_threads, "password hashing threads started");
     let settings = file.into_production()?;
     let listen = settings.listen;
     let (pds, gp) = crate::server::third_parties(settings.pds_base_url.as_deref(), settings.gp_base_url.as_deref())?;
@@ -106,7 +107,7 @@ async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let provider = crate::server::provider_from(&state)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let running = crate::server::start(state, listener, provider, Some(std::time::Duration::from_secs(1))).await?;
-    tracing::info!(addr = %running.addr, hashing_threads, "citizen-id serving");
+    tracing::info!(addr = %running.addr, "citizen-id serving");
     running.task.await?;
     Ok(())
 }
