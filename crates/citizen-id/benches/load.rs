@@ -14,7 +14,11 @@
 //!    a client assertion signed for it before the phase), userinfo, discovery, JWKS. The
 //!    server's VmRSS is sampled throughout and its CPU time is read from /proc before and after
 //!    each phase.
-//! 5. A table, the ratios against the targets, and `target/bench-results.json`.
+//! 5. After them, bounded in count and time, loopback only: 10,000 anonymous GETs of the plain
+//!    pages and 10,000 of /authorize with a valid partner request, counting the rows of the
+//!    `sessions` table around each (`load_support/sessions.rs`); then 1,000 password sign-in
+//!    attempts, 16 in flight, with the server's VmRSS before and after (`load_support/signins.rs`).
+//! 6. A table, the ratios against the targets, and `target/bench-results.json`.
 //!
 //! Run as a test (`cargo test --benches`, no `--bench` argument) it does nothing.
 //!
@@ -22,7 +26,11 @@
 //! for each phase into `target/perf-<phase>.data`), `--seconds S` (length of each timed phase),
 //! `--concurrency N` (requests in flight, default 32), `--postgres ADMIN_URL` (run the server on
 //! a fresh PostgreSQL database made through ADMIN_URL, e.g. `postgres://postgres@127.0.0.1/postgres`,
-//! and dropped afterwards; see `load_support/postgres.rs`). Environment: `CITIZEN_ID_BIN` (server
+//! and dropped afterwards; see `load_support/postgres.rs`), `--signin-attempts N` (default 1000,
+//! 0 skips the phase), `--anonymous-gets N` (per session-rows phase, default 10000, 0 skips them),
+//! `--compare-bin OLD` (the whole run against the server binary OLD first, then the figures
+//! before / after side by side; see `load_support/compare.rs`).
+//! Environment: `CITIZEN_ID_BENCH_OUT` (results file), `CITIZEN_ID_BIN` (server
 //! binary; default the one cargo built for this bench), `CITIZEN_ID_BENCH_NO_PIN=1` (no CPU pinning).
 
 use std::future::Future;
@@ -39,8 +47,14 @@ use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512, UnparsedPublicKey};
 use serde_json::{Value, json};
 
+#[path = "load_support/compare.rs"]
+mod compare;
 #[path = "load_support/postgres.rs"]
 mod postgres;
+#[path = "load_support/sessions.rs"]
+mod sessions;
+#[path = "load_support/signins.rs"]
+mod signins;
 
 use citizen_id::cli::sandpit::{DEMO_CLIENT_ID, TEST_CODE};
 use citizen_id::crypto::{password, random_token};
@@ -60,6 +74,10 @@ const EXCHANGE_TARGET_FRACTION: f64 = 0.80;
 const SIGNATURES_PER_EXCHANGE: f64 = 2.0;
 const USERINFO_TARGET_PER_SEC: f64 = 10_000.0;
 const IDLE_RSS_TARGET_MIB: f64 = 40.0;
+/// Resident memory after the sign-in phase, in MB (10^6 bytes), and session rows made by the
+/// anonymous GETs of plain pages.
+const SIGNIN_RSS_TARGET_MB: f64 = 100.0;
+const ANONYMOUS_ROWS_TARGET: i64 = 0;
 
 struct Opts {
     quick: bool,
@@ -74,10 +92,28 @@ struct Opts {
     postgres: Option<String>,
     /// Keep the load generator's thread running between responses (see `drive`).
     spin_client: bool,
+    /// Password sign-in attempts in the sign-in memory phase (0: no such phase).
+    signin_attempts: usize,
+    /// Anonymous GETs in each session-rows phase (0: no such phases).
+    anonymous_gets: usize,
+    /// Run everything against this server binary first, and print both side by side.
+    compare_bin: Option<PathBuf>,
 }
 
 fn parse_opts() -> Opts {
-    let mut opts = Opts { quick: false, perf: false, seconds: 10.0, concurrency: 32, scrape_every: None, bench_mode: false, postgres: None, spin_client: false };
+    let mut opts = Opts {
+        quick: false,
+        perf: false,
+        seconds: 10.0,
+        concurrency: 32,
+        scrape_every: None,
+        bench_mode: false,
+        postgres: None,
+        spin_client: false,
+        signin_attempts: 1_000,
+        anonymous_gets: 10_000,
+        compare_bin: None,
+    };
     let mut seconds = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -90,6 +126,9 @@ fn parse_opts() -> Opts {
             "--concurrency" => opts.concurrency = args.next().and_then(|s| s.parse().ok()).unwrap_or(32),
             "--postgres" => opts.postgres = args.next(),
             "--spin-client" => opts.spin_client = true,
+            "--signin-attempts" => opts.signin_attempts = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000),
+            "--compare-bin" => opts.compare_bin = args.next().map(PathBuf::from),
+            "--anonymous-gets" => opts.anonymous_gets = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000),
             _ => {} // `--bench` and filters from cargo
         }
     }
@@ -819,6 +858,12 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         eprintln!("  warning: without two pinned CPUs the client and the server share cores; figures are not comparable");
     }
 
+    // 0. With --compare-bin, the whole harness against the other binary first.
+    let before = match &opts.compare_bin {
+        Some(other) => Some((other.clone(), compare::run_before(other, &compare::before_results_path(&target))?)),
+        None => None,
+    };
+
     // 1. Baseline, on this (pinned) thread, with the server not yet started.
     eprintln!("1. Signing baseline ({:.0} s each)...", if opts.quick { 1.0 } else { 2.0 });
     let base_line = baseline(if opts.quick { 1.0 } else { 2.0 })?;
@@ -908,7 +953,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
 
     // 4. Timed phases.
     eprintln!("4. Timed phases ({} in flight, up to {:.0} s each):", opts.concurrency, opts.seconds);
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         server_pid,
         db: bench_db,
         pinned: pin_server,
@@ -1059,6 +1104,26 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             s.lines().find(|l| l.starts_with("Threads:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())
         })
         .unwrap_or(0);
+
+    // Anonymous GETs and the session rows they leave; then sign-in attempts and the memory they
+    // leave (after the protocol phases, whose figures stay comparable with earlier runs).
+    let (anonymous_pages, anonymous_authorize) = if opts.anonymous_gets > 0 {
+        let counter = sessions::SessionCounter::open(data.path(), database_url.as_deref()).await?;
+        let limit = Duration::from_secs(60);
+        let pages = sessions::PLAIN_PAGES.iter().map(|p| format!("{base}{p}")).collect();
+        let plain = sessions::run(&ctx, &counter, "anon-pages", pages, opts.anonymous_gets, limit).await?;
+        let requests = (0..100).map(|_| authorize_url(&base, &redirect_uri)).collect();
+        let authorize = sessions::run(&ctx, &counter, "anon-authz", requests, opts.anonymous_gets, limit).await?;
+        counter.close().await;
+        (Some(plain), Some(authorize))
+    } else {
+        (None, None)
+    };
+    let signin_memory = if opts.signin_attempts > 0 {
+        Some(signins::run(&mut ctx, &base, data.path(), database_url.as_deref(), opts.signin_attempts, Duration::from_secs(180)).await?)
+    } else {
+        None
+    };
     let server_pinned = server.pinned;
     drop(server);
     let database = if ctx.db.is_some() { "postgres" } else { "sqlite" };
@@ -1073,6 +1138,11 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     // 6. Report.
     let phases = [&exchange, &refresh, &userinfo_first, &userinfo, &discovery_r, &jwks];
     let load_rss_kib = phases.iter().map(|p| p.max_rss_kib).max().unwrap_or(0);
+    // The new phases' rows in the table (after the protocol phases, and not in `load_rss_kib`).
+    let extra_phases: Vec<&PhaseResult> = [anonymous_pages.as_ref().map(|r| &r.phase), anonymous_authorize.as_ref().map(|r| &r.phase), signin_memory.as_ref().map(|r| &r.phase)]
+        .into_iter()
+        .flatten()
+        .collect();
     let sign_per_sec = base_line.sign_with_per_sec.max(base_after.sign_with_per_sec);
     let raw_per_sec = base_line.raw_sign_per_sec.max(base_after.raw_sign_per_sec);
     let exchange_ceiling = sign_per_sec / SIGNATURES_PER_EXCHANGE;
@@ -1086,7 +1156,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     let userinfo_ratio = userinfo.per_sec / USERINFO_TARGET_PER_SEC;
     let idle_ratio = mib(idle_rss_kib) / IDLE_RSS_TARGET_MIB;
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let noisy = phases.iter().any(|p| !p.quiet());
+    let noisy = phases.iter().chain(extra_phases.iter()).any(|p| !p.quiet());
 
     println!();
     println!(
@@ -1105,7 +1175,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
     println!(
         "|------------|---------:|--------:|----------:|-------:|-------:|-------:|-----------:|--------------:|----------------------:|-----------:|------------------------------:|------------:|-------:|"
     );
-    for p in phases {
+    for p in phases.iter().copied().chain(extra_phases.iter().copied()) {
         println!(
             "| {:<10} | {:>8} | {:>7.2} | {:>9.1} | {:>6.2} | {:>6.2} | {:>6.2} | {:>9.0}% | {:>13.0} | {:>21.0} | {:>9.0}% | {:>14.0}% / {:>3.0}% | {:>11.1} | {:>6} |",
             p.name,
@@ -1199,6 +1269,52 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         mib(hwm_kib),
         opts.scrape_every.map(|s| format!(" (/metrics scraped every {s} s)")).unwrap_or_default()
     );
+    if let Some(m) = &signin_memory {
+        let outcomes: Vec<String> = m.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "Sign-in memory: {} password attempts ({} in flight, from {} loopback addresses; {}; Argon2 computations counted by the server: {}) in {:.1} s, {:.0} µs of server CPU each",
+            m.attempts,
+            signins::IN_FLIGHT,
+            signins::SOURCES,
+            outcomes.join(", "),
+            m.computations.map_or("n/a".to_string(), |c| format!("{c:.0}")),
+            m.phase.seconds,
+            m.phase.server_cpu_us_per_request
+        );
+        println!(
+            "  VmRSS before {:.1} MiB, max during {:.1} MiB, after {:.1} MiB ({:.1} MB vs {SIGNIN_RSS_TARGET_MB:.0} MB = {:.1}%: {}), growth {:+.1} MiB; VmHWM {:.1} MiB; threads {} → {}",
+            mib(m.rss_before_kib),
+            mib(m.phase.max_rss_kib),
+            mib(m.rss_after_kib),
+            m.rss_after_mb(),
+            m.rss_after_mb() / SIGNIN_RSS_TARGET_MB * 100.0,
+            verdict(m.rss_after_mb() < SIGNIN_RSS_TARGET_MB),
+            mib(m.rss_after_kib) - mib(m.rss_before_kib),
+            mib(m.hwm_after_kib),
+            m.threads_before,
+            m.threads_after
+        );
+    }
+    if let (Some(plain), Some(authz)) = (&anonymous_pages, &anonymous_authorize) {
+        println!(
+            "Session rows from {} anonymous GETs of {} (no cookies): {} → {} = {:+} (target {ANONYMOUS_ROWS_TARGET}): {}; statuses {:?}",
+            plain.phase.requests,
+            sessions::PLAIN_PAGES.join(", "),
+            plain.rows_before,
+            plain.rows_after,
+            plain.created(),
+            verdict(plain.created() <= ANONYMOUS_ROWS_TARGET && plain.phase.errors == 0),
+            plain.statuses
+        );
+        println!(
+            "Session rows from {} anonymous GET /authorize with a valid partner request: {} → {} = {:+} (informative); statuses {:?}",
+            authz.phase.requests,
+            authz.rows_before,
+            authz.rows_after,
+            authz.created(),
+            authz.statuses
+        );
+    }
     if noisy {
         println!(
             "WARNING: other processes took more than 5% of the server's CPU, or of a busy load generator's, during a phase (\"other CPU\"): the machine was not quiet; run again."
@@ -1221,7 +1337,7 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
             "id_token_payload_bytes": b.id_token_payload_bytes,
         })
     };
-    let results = json!({
+    let mut results = json!({
         "generated_at_unix": citizen_id::clock::now_secs(),
         "mode": if opts.quick { "quick" } else { "full" },
         "machine": { "cpus": cpus, "cpu_model": cpu_model(), "client_pinned_cpu": pinned.then_some(CLIENT_CPU), "server_pinned_cpu": server_pinned.then_some(SERVER_CPU) },
@@ -1235,7 +1351,22 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         "phases": {
             "exchange": phase_json(&exchange), "refresh": phase_json(&refresh), "userinfo_first_use": phase_json(&userinfo_first), "userinfo": phase_json(&userinfo),
             "discovery": phase_json(&discovery_r), "jwks": phase_json(&jwks),
+            "signin": signin_memory.as_ref().map(|m| phase_json(&m.phase)),
+            "anonymous_pages": anonymous_pages.as_ref().map(|r| phase_json(&r.phase)),
+            "anonymous_authorize": anonymous_authorize.as_ref().map(|r| phase_json(&r.phase)),
         },
+        "signin_memory": signin_memory.as_ref().map(|m| json!({
+            "attempts": m.attempts, "in_flight": signins::IN_FLIGHT, "source_addresses": signins::SOURCES, "outcomes": m.outcomes,
+            "argon2_computations": m.computations,
+            "rss_mib": { "before": mib(m.rss_before_kib), "max": mib(m.phase.max_rss_kib), "after": mib(m.rss_after_kib), "vmhwm_after": mib(m.hwm_after_kib) },
+            "rss_after_mb": m.rss_after_mb(), "target_mb": SIGNIN_RSS_TARGET_MB, "met": m.rss_after_mb() < SIGNIN_RSS_TARGET_MB,
+            "threads": { "before": m.threads_before, "after": m.threads_after },
+        })),
+        "anonymous_session_rows": anonymous_pages.as_ref().zip(anonymous_authorize.as_ref()).map(|(p, a)| json!({
+            "plain_pages": { "paths": sessions::PLAIN_PAGES, "requests": p.phase.requests, "errors": p.phase.errors, "rows_before": p.rows_before, "rows_after": p.rows_after, "created": p.created(),
+                             "target": ANONYMOUS_ROWS_TARGET, "met": p.created() <= ANONYMOUS_ROWS_TARGET && p.phase.errors == 0 },
+            "authorize": { "requests": a.phase.requests, "errors": a.phase.errors, "rows_before": a.rows_before, "rows_after": a.rows_after, "created": a.created() },
+        })),
         "memory_mib": {
             "idle": mib(idle_rss_kib), "after_setup": mib(setup_rss_kib), "max_under_load": mib(load_rss_kib),
             "after_load": mib(after_rss_kib), "after_metrics_scrape": mib(after_scrape_rss_kib), "peak_vmhwm": mib(hwm_kib), "threads": threads,
@@ -1254,7 +1385,16 @@ async fn run(opts: Opts, cpus: usize, pinned: bool) -> anyhow::Result<()> {
         },
     });
     std::fs::create_dir_all(&target)?;
-    let out = target.join("bench-results.json");
+    if let Some((other, before)) = &before {
+        println!();
+        println!("Before ({}) / after ({}), each measured in this run:", other.display(), bin.display());
+        let lines = compare::summary(before, &results);
+        for line in &lines {
+            println!("  {line}");
+        }
+        results["compared_with"] = json!({ "binary": other, "results": compare::before_results_path(&target), "summary": lines });
+    }
+    let out = std::env::var_os("CITIZEN_ID_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|| target.join("bench-results.json"));
     std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
     println!();
     println!("Results written to {}", out.display());

@@ -146,6 +146,9 @@ impl Settings {
 pub struct FileConfig {
     pub issuer: Option<String>,
     pub listen: Option<SocketAddr>,
+    /// Argon2 threads (each holds 19 MiB for good); default one per core, at most 4
+    /// (`crypto::password::pool_threads`).
+    pub password_hashing_threads: Option<usize>,
     pub database_url: Option<String>,
     pub key_encryption_secret: Option<String>,
     #[serde(default)]
@@ -189,6 +192,9 @@ impl FileConfig {
         }
         if let Some(v) = env("CITIZEN_ID_LISTEN") {
             cfg.listen = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_LISTEN: {e}"))?);
+        }
+        if let Some(v) = env("CITIZEN_ID_PASSWORD_HASHING_THREADS") {
+            cfg.password_hashing_threads = Some(v.parse().map_err(|e| anyhow::anyhow!("CITIZEN_ID_PASSWORD_HASHING_THREADS: {e}"))?);
         }
         if let Some(v) = env("CITIZEN_ID_PDS_URL") {
             cfg.pds_base_url = Some(v);

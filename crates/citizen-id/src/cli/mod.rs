@@ -96,7 +96,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     crate::ops::telemetry::init_logging(true);
-    let settings = FileConfig::load(config.as_deref())?.into_production()?;
+    let file = FileConfig::load(config.as_deref())?;
+    let hashing_threads = crate::crypto::password::configure(file.password_hashing_threads);
+    tracing::info!(hashing_threads, "password hashing threads started");
+    let settings = file.into_production()?;
     let listen = settings.listen;
     let (pds, gp) = crate::server::third_parties(settings.pds_base_url.as_deref(), settings.gp_base_url.as_deref())?;
     let integrations = crate::state::Integrations { dev_sink: None, demo: None, pds, gp };

@@ -2,8 +2,10 @@
 //! constant-time comparison, and authenticated encryption of reversible secrets.
 
 pub mod password;
+mod hashing_pool;
 mod sealing;
 
+pub use hashing_pool::{HashingPool, PoolStats};
 pub use sealing::{KeyEncryptionKey, SealError};
 
 use aws_lc_rs::{digest, hmac};
