@@ -121,8 +121,9 @@ async fn pol_lifts_p5_to_p9_and_locks_after_wrong_keys(app: TestApp) {
 
 }
 
-async fn wrong_linkage_keys_lock_pol_for_the_day(app: TestApp) {
-    let (_, creds) = plain_patient();
+/// A P5 citizen, signed in, whose NHS number is not the documented patient's: every GP
+/// credential tried is wrong for them.
+async fn signed_in_at_p5_with_another_nhs_number(app: &TestApp) -> (crate::support::Citizen, WebClient) {
     let citizen = app.citizen().await;
     let nhs = domain::NhsNumber::from_first_nine(123_456_789).or_else(|| domain::NhsNumber::from_first_nine(123_456_780)).unwrap();
     let identity = citizen_id::store::accounts::ProofedIdentity {
@@ -137,7 +138,13 @@ async fn wrong_linkage_keys_lock_pol_for_the_day(app: TestApp) {
     };
     app.state.db.record_proofed_identity(&citizen.id, &identity, "P5", 0).await.unwrap();
     let mut web = WebClient::new(&app.base);
-    sign_in(&app, &mut web, &citizen).await;
+    sign_in(app, &mut web, &citizen).await;
+    (citizen, web)
+}
+
+async fn wrong_linkage_keys_lock_pol_for_the_day(app: TestApp) {
+    let (_, creds) = plain_patient();
+    let (citizen, mut web) = signed_in_at_p5_with_another_nhs_number(&app).await;
     let page = web.get("/prove-identity").await;
     assert_eq!(page.heading(), "Prove your identity to a high level");
     web.get("/prove-identity/gp").await;
@@ -158,21 +165,7 @@ async fn wrong_linkage_keys_lock_pol_for_the_day(app: TestApp) {
 /// now takes its try first: five reach the GP system, and the right key is refused after.
 async fn parallel_gp_guesses_share_the_days_tries(app: TestApp) {
     let (_, creds) = plain_patient();
-    let citizen = app.citizen().await;
-    let nhs = domain::NhsNumber::from_first_nine(123_456_789).or_else(|| domain::NhsNumber::from_first_nine(123_456_780)).unwrap();
-    let identity = citizen_id::store::accounts::ProofedIdentity {
-        nhs_number: nhs.as_str().into(),
-        given_name: "Test".into(),
-        middle_names: None,
-        family_name: "Person".into(),
-        birthdate: "1980-01-01".into(),
-        postcode: None,
-        gp_ods_code: None,
-        pds_version: None,
-    };
-    app.state.db.record_proofed_identity(&citizen.id, &identity, "P5", 0).await.unwrap();
-    let mut web = WebClient::new(&app.base);
-    sign_in(&app, &mut web, &citizen).await;
+    let (citizen, mut web) = signed_in_at_p5_with_another_nhs_number(&app).await;
     within_one_window(citizen_id::clock::DAY, 30 * citizen_id::clock::SECOND).await;
     let page = web.get("/prove-identity/gp").await;
     let csrf = page.html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
