@@ -45,6 +45,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::keys::split_jws;
 use crate::clock;
 use crate::state::AppState;
+use crate::store::partners::PartnerRecord;
 
 /// Table 1: the assertion's `exp` is no more than this after its `iat` (and after our clock).
 pub const MAX_LIFETIME_SECS: i64 = 60;
@@ -122,6 +123,19 @@ pub async fn verify(state: &AppState, request: &AuthorizeRequest) -> Result<Asse
 /// login"). A bad assertion is always an error.
 pub fn falls_back_to_sign_in(error: &OAuthError, prompt: Prompt) -> bool {
     error.code == ErrorCode::SsoLoginRequired && prompt != Prompt::None
+}
+
+/// Rules 1-4 without the database: `partner` stands in for the registry look-up of `iss`.
+/// Returns the (`jti`, `code`) pair that rules 5-6 would look up. No I/O: the fuzzing entry
+/// point (`fuzz/fuzz_targets/asserted_identity.rs`).
+pub fn check_offline(token: &str, now: i64, partner: &PartnerRecord) -> Result<(String, String), OAuthError> {
+    let checked = check_assertion(token, now)?;
+    let signed = checked.issuer == partner.client_id
+        && signed_by_partner(partner, checked.kid.as_deref(), checked.signing_input, &checked.signature);
+    if !signed {
+        return Err(invalid("The asserted_login_identity is not signed by a key registered for the client named in iss"));
+    }
+    Ok((checked.jti, checked.code))
 }
 
 /// What a well-formed, in-date assertion says, before its signature is checked.

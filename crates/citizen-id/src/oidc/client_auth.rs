@@ -181,6 +181,27 @@ fn verify_signature(checked: &CheckedAssertion<'_>, partner: &PartnerRecord) -> 
     }
 }
 
+/// [`authenticate_client`] without the database: the parameter and claim checks, then the
+/// signature against `partner` (standing in for the registry look-up of `iss`). Returns the
+/// `jti` the caller would record. No I/O: the fuzzing entry point
+/// (`fuzz/fuzz_targets/client_assertion.rs`).
+pub fn check_offline(
+    assertion_type: Option<&str>,
+    assertion: Option<&str>,
+    form_client_id: Option<&str>,
+    token_endpoint: &str,
+    now: i64,
+    partner: &PartnerRecord,
+) -> Result<String, OAuthError> {
+    let assertion = check_parameters(assertion_type, assertion)?;
+    let checked = check_assertion(assertion, form_client_id, token_endpoint, now)?;
+    if checked.client_id != partner.client_id {
+        return Err(client_error("Unknown client"));
+    }
+    verify_signature(&checked, partner)?;
+    Ok(checked.jti)
+}
+
 /// True when `signature` is an RS512 signature of `signing_input` by one of the partner's
 /// registered keys (every JWT a partner signs: client assertions, `asserted_login_identity`).
 /// With a `kid`, the keys registered under that kid (and keys registered without one, e.g.
