@@ -2,7 +2,8 @@
 //! the seed step that writes valid tokens for the JWS targets.
 //!
 //! The key in `keys/fuzz-partner.pk8` is a throwaway RSA-2048 key made for fuzzing
-//! (`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER`); it is
+//! (`openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER`, then
+//! `openssl pkcs8 -topk8 -nocrypt -inform DER -outform DER`); it is
 //! registered nowhere. RS512 signatures (PKCS#1 v1.5) are deterministic, so the seeds it signs
 //! are the same on every run and can be committed.
 
