@@ -275,6 +275,23 @@ mod tests {
     }
 
     #[test]
+    fn check_offline_runs_rules_one_to_four() {
+        use crate::oidc::client_auth::tests::jwk_of;
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let token = sign(&pair, json!({ "alg": "RS512", "kid": "k1" }), &claims());
+        let rp1: PartnerRecord = serde_json::from_value(json!({
+            "client_id": "rp1", "name": "RP1", "redirect_uris": [], "public_keys": [jwk_of(&pair, Some("k1"))],
+            "scopes": [], "vectors": [], "refresh_tokens": false, "im1": false, "created_at": 0, "updated_at": 0,
+        }))
+        .unwrap();
+        assert_eq!(check_offline(&token, NOW, &rp1).map_err(|e| e.code.as_str()), Ok(("a1".into(), "id-token-jti".into())));
+        // Signed by rp1's key but checked as another partner's: refused (rule 4).
+        let rp2 = PartnerRecord { client_id: "rp2".into(), ..rp1.clone() };
+        assert_eq!(check_offline(&token, NOW, &rp2).map_err(|e| e.code.as_str()), Err("invalid_request"));
+        assert_eq!(check_offline(&token, NOW + 600, &rp1).map_err(|e| e.code.as_str()), Err("invalid_request"));
+    }
+
+    #[test]
     fn sso_failures_fall_back_only_without_prompt_none() {
         let sso = sso_failed("x");
         assert!(!falls_back_to_sign_in(&sso, Prompt::None));

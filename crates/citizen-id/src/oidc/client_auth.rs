@@ -448,6 +448,21 @@ pub(crate) mod tests {
         assert_eq!(check(&with("iss", json!("rp")), Some("someone-else"), now), Err("invalid_client"));
     }
 
+    #[test]
+    fn check_offline_runs_every_check_but_the_database() {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let now = 1_700_000_000;
+        let token = sign(&pair, json!({"alg": "RS512", "kid": "k1"}), &claims(now));
+        let rp = partner(vec![jwk_of(&pair, Some("k1"))]);
+        let run = |t: Option<&str>, rp: &PartnerRecord| check_offline(t, Some(&token), Some("rp"), ENDPOINT, now, rp).map_err(|e| e.code.as_str());
+        assert_eq!(run(Some(JWT_BEARER), &rp), Ok("j1".into()));
+        assert_eq!(run(None, &rp), Err("invalid_request"));
+        // The partner stands in for the registry's answer for iss: another partner is unknown.
+        assert_eq!(run(Some(JWT_BEARER), &PartnerRecord { client_id: "other".into(), ..rp.clone() }), Err("invalid_client"));
+        let stranger = partner(vec![jwk_of(&KeyPair::generate(KeySize::Rsa2048).unwrap(), None)]);
+        assert_eq!(run(Some(JWT_BEARER), &stranger), Err("invalid_client"));
+    }
+
     fn pem(label: &str, der: &[u8]) -> String {
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
         let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
