@@ -49,6 +49,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::keys::split_jws;
 use crate::clock;
 use crate::state::AppState;
+use crate::store::partners::PartnerRecord;
 
 /// Table 1: the assertion's `exp` is no more than this after its `iat` (and after our clock).
 pub const MAX_LIFETIME_SECS: i64 = 60;
@@ -132,6 +133,19 @@ pub async fn verify(state: &AppState, request: &AuthorizeRequest) -> Result<Asse
 /// login"). A bad assertion is always an error.
 pub fn falls_back_to_sign_in(error: &OAuthError, prompt: Prompt) -> bool {
     error.code == ErrorCode::SsoLoginRequired && prompt != Prompt::None
+}
+
+/// Rules 1-4 without the database: `partner` stands in for the registry look-up of `iss`.
+/// Returns the (`jti`, `code`) pair that rules 5-6 would look up. No I/O: the fuzzing entry
+/// point (`fuzz/fuzz_targets/asserted_identity.rs`).
+pub fn check_offline(token: &str, now: i64, partner: &PartnerRecord) -> Result<(String, String), OAuthError> {
+    let checked = check_assertion(token, now)?;
+    let signed = checked.issuer == partner.client_id
+        && signed_by_partner(partner, checked.kid.as_deref(), checked.signing_input, &checked.signature);
+    if !signed {
+        return Err(invalid("The asserted_login_identity is not signed by a key registered for the client named in iss"));
+    }
+    Ok((checked.jti, checked.code))
 }
 
 /// What a well-formed, in-date assertion says, before its signature is checked.
@@ -268,6 +282,23 @@ mod tests {
         assert_eq!(check(&format!("{}.{body}.c2ln", b64url(br#"{"alg":"HS512"}"#))), Err("invalid_request"));
         assert_eq!(check(&sign(&pair, json!({ "alg": "RS512", "crit": ["x"], "x": 1 }), &claims())), Err("invalid_request"));
         assert_eq!(check("not-a-jwt"), Err("invalid_request"));
+    }
+
+    #[test]
+    fn check_offline_runs_rules_one_to_four() {
+        use crate::oidc::client_auth::tests::jwk_of;
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let token = sign(&pair, json!({ "alg": "RS512", "kid": "k1" }), &claims());
+        let rp1: PartnerRecord = serde_json::from_value(json!({
+            "client_id": "rp1", "name": "RP1", "redirect_uris": [], "public_keys": [jwk_of(&pair, Some("k1"))],
+            "scopes": [], "vectors": [], "refresh_tokens": false, "im1": false, "created_at": 0, "updated_at": 0,
+        }))
+        .unwrap();
+        assert_eq!(check_offline(&token, NOW, &rp1).map_err(|e| e.code.as_str()), Ok(("a1".into(), "id-token-jti".into())));
+        // Signed by rp1's key but checked as another partner's: refused (rule 4).
+        let rp2 = PartnerRecord { client_id: "rp2".into(), ..rp1.clone() };
+        assert_eq!(check_offline(&token, NOW, &rp2).map_err(|e| e.code.as_str()), Err("invalid_request"));
+        assert_eq!(check_offline(&token, NOW + 600, &rp1).map_err(|e| e.code.as_str()), Err("invalid_request"));
     }
 
     #[test]

@@ -219,6 +219,27 @@ fn verify_signature(checked: &CheckedAssertion<'_>, partner: &PartnerRecord) -> 
     }
 }
 
+/// [`authenticate_client`] without the database: the parameter and claim checks, then the
+/// signature against `partner` (standing in for the registry look-up of `iss`). Returns the
+/// `jti` the caller would record. No I/O: the fuzzing entry point
+/// (`fuzz/fuzz_targets/client_assertion.rs`).
+pub fn check_offline(
+    assertion_type: Option<&str>,
+    assertion: Option<&str>,
+    form_client_id: Option<&str>,
+    token_endpoint: &str,
+    now: i64,
+    partner: &PartnerRecord,
+) -> Result<String, OAuthError> {
+    let assertion = check_parameters(assertion_type, assertion)?;
+    let checked = check_assertion(assertion, form_client_id, token_endpoint, now)?;
+    if checked.client_id != partner.client_id {
+        return Err(client_error("Unknown client"));
+    }
+    verify_signature(&checked, partner)?;
+    Ok(checked.jti)
+}
+
 /// True when `signature` is an RS512 signature of `signing_input` by one of the partner's
 /// registered keys (every JWT a partner signs: client assertions, `asserted_login_identity`).
 /// With a `kid`, the keys registered under that kid (and keys registered without one, e.g.
@@ -487,6 +508,21 @@ pub(crate) mod tests {
         (just_expired["iat"], just_expired["exp"]) = (json!(now - 90), json!(now - 30));
         assert_eq!(check(&sign(&pair, json!({"alg": "RS512"}), &just_expired), None, now), Ok("j1".into()), "within skew");
         assert_eq!(check(&with("iss", json!("rp")), Some("someone-else"), now), Err("invalid_client"));
+    }
+
+    #[test]
+    fn check_offline_runs_every_check_but_the_database() {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let now = 1_700_000_000;
+        let token = sign(&pair, json!({"alg": "RS512", "kid": "k1"}), &claims(now));
+        let rp = partner(vec![jwk_of(&pair, Some("k1"))]);
+        let run = |t: Option<&str>, rp: &PartnerRecord| check_offline(t, Some(&token), Some("rp"), ENDPOINT, now, rp).map_err(|e| e.code.as_str());
+        assert_eq!(run(Some(JWT_BEARER), &rp), Ok("j1".into()));
+        assert_eq!(run(None, &rp), Err("invalid_request"));
+        // The partner stands in for the registry's answer for iss: another partner is unknown.
+        assert_eq!(run(Some(JWT_BEARER), &PartnerRecord { client_id: "other".into(), ..rp.clone() }), Err("invalid_client"));
+        let stranger = partner(vec![jwk_of(&KeyPair::generate(KeySize::Rsa2048).unwrap(), None)]);
+        assert_eq!(run(Some(JWT_BEARER), &stranger), Err("invalid_client"));
     }
 
     fn pem(label: &str, der: &[u8]) -> String {

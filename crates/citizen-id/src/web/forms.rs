@@ -38,16 +38,27 @@ pub fn parse(page: &PageContext, body: &[u8]) -> Result<FormData, Response> {
             Some(("/", "Go to the start")),
         )
     };
+    parse_fields(body).map(FormData).map_err(|MalformedForm| bad())
+}
+
+/// A body [`parse_fields`] refuses: invalid UTF-8 or a field named twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedForm;
+
+/// The fields of an urlencoded body, with no page attached (also the fuzzing entry point,
+/// `fuzz/fuzz_targets/form.rs`). A repeated name is refused rather than one value picked, so
+/// a second `csrf_token` or `email` cannot shadow the first.
+pub fn parse_fields(body: &[u8]) -> Result<HashMap<String, String>, MalformedForm> {
     if std::str::from_utf8(body).is_err() {
-        return Err(bad());
+        return Err(MalformedForm);
     }
     let mut map = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         if map.insert(k.into_owned(), v.into_owned()).is_some() {
-            return Err(bad());
+            return Err(MalformedForm);
         }
     }
-    Ok(FormData(map))
+    Ok(map)
 }
 
 /// A form post is accepted only with the session's CSRF token and from our own origin

@@ -71,10 +71,12 @@ fn escape(chars: &mut Peekable<Chars<'_>>) -> Result<char, VectorRequestError> {
         'r' => '\r',
         't' => '\t',
         'u' => {
+            // Four hex digits exactly (RFC 8259 7): `from_str_radix` alone would also take a
+            // sign, reading "\u+050" as "P".
             let hex: String = chars.by_ref().take(4).collect();
             u32::from_str_radix(&hex, 16)
                 .ok()
-                .filter(|_| hex.len() == 4)
+                .filter(|_| hex.len() == 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(char::from_u32)
                 .ok_or(VectorRequestError::NotJsonArray)?
         }
@@ -107,6 +109,7 @@ mod tests {
             ("[\"a\"]x", Err(NotJsonArray)),
             ("[\"a\\q\"]", Err(NotJsonArray)),
             ("[\"\\u00\"]", Err(NotJsonArray)),
+            ("[\"\\u+050\"]", Err(NotJsonArray)),
             ("[1]", Err(NotAString)),
             ("[null]", Err(NotAString)),
             ("[[\"a\"]]", Err(NotAString)),

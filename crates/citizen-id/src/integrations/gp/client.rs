@@ -80,11 +80,7 @@ impl HttpGpLinkageClient {
             nhs_number: nhs.as_str().to_owned(),
         };
         let (status, bytes, rid) = self.send("create", self.http.post(url).json(&body)).await?;
-        match status {
-            StatusCode::OK | StatusCode::CREATED => record(&bytes, &ods, &nhs, &rid),
-            StatusCode::NOT_FOUND => not_found(&bytes, &rid, GpError::NotFound),
-            _ => Err(failure(status, &bytes, &rid)),
-        }
+        record_answer(true, status, &bytes, &ods, &nhs, &rid)
     }
 
     async fn get(&self, ods: &str, nhs: &str) -> Result<LinkageRecord, GpError> {
@@ -95,11 +91,7 @@ impl HttpGpLinkageClient {
             nhs.as_str()
         );
         let (status, bytes, rid) = self.send("get", self.http.get(url)).await?;
-        match status {
-            StatusCode::OK => record(&bytes, &ods, &nhs, &rid),
-            StatusCode::NOT_FOUND => not_found(&bytes, &rid, GpError::NotFound),
-            _ => Err(failure(status, &bytes, &rid)),
-        }
+        record_answer(false, status, &bytes, &ods, &nhs, &rid)
     }
 
     async fn check(&self, creds: &GpCredentials, nhs: &str) -> Result<(), GpError> {
@@ -111,16 +103,7 @@ impl HttpGpLinkageClient {
             linkage_key: creds.linkage_key().to_owned(),
         };
         let (status, bytes, rid) = self.send("verify", self.http.post(url).json(&body)).await?;
-        match status {
-            StatusCode::OK => match serde_json::from_slice::<VerifyResponse>(&bytes) {
-                Ok(VerifyResponse { matched: true }) => Ok(()),
-                Ok(VerifyResponse { matched: false }) => Err(GpError::Mismatch),
-                Err(_) => Err(unavailable(&rid, "verify answer has no \"match\"")),
-            },
-            // Should a GP system say "no linkage" here, it is still just "does not match".
-            StatusCode::NOT_FOUND => not_found(&bytes, &rid, GpError::Mismatch),
-            _ => Err(failure(status, &bytes, &rid)),
-        }
+        verify_answer(status, &bytes, &rid)
     }
 
     /// Sends with a fresh request id and the timeout; transport failures become
@@ -195,6 +178,55 @@ fn checked(ods: &str, nhs: &str) -> Result<(String, NhsNumber), GpError> {
 
 fn unavailable(rid: &str, why: &str) -> GpError {
     GpError::Unavailable(format!("GP system: {why} (request {rid})"))
+}
+
+/// How the answers are read, from the raw status and body, with no I/O: the fuzzing entry
+/// point (`fuzz/fuzz_targets/gp_response.rs`). `op` is `create`, `get` or `verify`; a record
+/// comes back for the first two, none for `verify`. A status outside 100-999 is `Invalid`.
+pub fn read_answer(
+    op: &str,
+    status: u16,
+    bytes: &[u8],
+    ods: &str,
+    nhs: &str,
+) -> Result<Option<LinkageRecord>, GpError> {
+    let (ods, nhs) = checked(ods, nhs)?;
+    let status = StatusCode::from_u16(status).map_err(|_| GpError::Invalid("no such HTTP status".into()))?;
+    match op {
+        "create" => record_answer(true, status, bytes, &ods, &nhs, "fuzz").map(Some),
+        "get" => record_answer(false, status, bytes, &ods, &nhs, "fuzz").map(Some),
+        _ => verify_answer(status, bytes, "fuzz").map(|()| None),
+    }
+}
+
+/// A create (`created`: 201 is success too) or get answer.
+fn record_answer(
+    created: bool,
+    status: StatusCode,
+    bytes: &[u8],
+    ods: &str,
+    nhs: &NhsNumber,
+    rid: &str,
+) -> Result<LinkageRecord, GpError> {
+    match status {
+        StatusCode::OK => record(bytes, ods, nhs, rid),
+        StatusCode::CREATED if created => record(bytes, ods, nhs, rid),
+        StatusCode::NOT_FOUND => not_found(bytes, rid, GpError::NotFound),
+        _ => Err(failure(status, bytes, rid)),
+    }
+}
+
+fn verify_answer(status: StatusCode, bytes: &[u8], rid: &str) -> Result<(), GpError> {
+    match status {
+        StatusCode::OK => match serde_json::from_slice::<VerifyResponse>(bytes) {
+            Ok(VerifyResponse { matched: true }) => Ok(()),
+            Ok(VerifyResponse { matched: false }) => Err(GpError::Mismatch),
+            Err(_) => Err(unavailable(rid, "verify answer has no \"match\"")),
+        },
+        // Should a GP system say "no linkage" here, it is still just "does not match".
+        StatusCode::NOT_FOUND => not_found(bytes, rid, GpError::Mismatch),
+        _ => Err(failure(status, bytes, rid)),
+    }
 }
 
 /// A record answer, checked to be well formed and about the patient and practice we asked

@@ -203,45 +203,9 @@ impl NotifyClient {
             .await
             .map_err(|e| self.request_error(&e))?;
 
-        let status = response.status();
+        let status = response.status().as_u16();
         let bytes = response.bytes().await;
-        if status.is_success() {
-            // Notify has accepted the message: retrying now would send it a
-            // second time, so an unreadable reply is not Transient.
-            let accepted = |why: &str| {
-                DeliveryError::Permanent(format!(
-                    "{}: accepted (HTTP {status}) but {why}; not retrying to avoid a duplicate",
-                    self.name
-                ))
-            };
-            let bytes = bytes.map_err(|_| accepted("the response body could not be read"))?;
-            let created: Created = serde_json::from_slice(&bytes)
-                .map_err(|_| accepted("the response has no message id"))?;
-            return Ok(created.id);
-        }
-
-        // Only Notify's error codes go into the message: its free-text
-        // messages may echo parts of the request.
-        let codes = bytes
-            .ok()
-            .and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok())
-            .map(|e| {
-                e.errors
-                    .into_iter()
-                    .map(|e| e.error)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| "no error code".to_owned());
-        let text = format!("{}: HTTP {} ({codes})", self.name, status.as_u16());
-        match status.as_u16() {
-            408 | 429 | 500..=599 => Err(DeliveryError::Transient(text)),
-            400..=499 => Err(DeliveryError::Permanent(text)),
-            // 1xx/3xx here means a proxy or redirect in the way; the outbox
-            // should try again rather than give the message up.
-            _ => Err(DeliveryError::Transient(text)),
-        }
+        read_response(&self.name, status, bytes.as_deref().ok())
     }
 
     fn request_error(&self, e: &reqwest::Error) -> DeliveryError {
@@ -264,6 +228,48 @@ impl NotificationProvider for NotifyClient {
 
     fn send<'a>(&'a self, msg: &'a OutgoingMessage) -> SendFuture<'a> {
         Box::pin(self.deliver(msg))
+    }
+}
+
+/// How Notify's answer is read, from the status and the body (`None`: it could not be read),
+/// with no I/O: the fuzzing entry point (`fuzz/fuzz_targets/notify_response.rs`). `name` is
+/// the provider's name for the messages. A 2xx is never [`DeliveryError::Transient`]: Notify
+/// has the message, and a retry would send it twice.
+pub fn read_response(name: &str, status: u16, bytes: Option<&[u8]>) -> Result<String, DeliveryError> {
+    if (200..300).contains(&status) {
+        // Notify has accepted the message: retrying now would send it a
+        // second time, so an unreadable reply is not Transient.
+        let accepted = |why: &str| {
+            DeliveryError::Permanent(format!(
+                "{name}: accepted (HTTP {status}) but {why}; not retrying to avoid a duplicate"
+            ))
+        };
+        let bytes = bytes.ok_or_else(|| accepted("the response body could not be read"))?;
+        let created: Created =
+            serde_json::from_slice(bytes).map_err(|_| accepted("the response has no message id"))?;
+        return Ok(created.id);
+    }
+
+    // Only Notify's error codes go into the message: its free-text
+    // messages may echo parts of the request.
+    let codes = bytes
+        .and_then(|b| serde_json::from_slice::<ErrorBody>(b).ok())
+        .map(|e| {
+            e.errors
+                .into_iter()
+                .map(|e| e.error)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "no error code".to_owned());
+    let text = format!("{name}: HTTP {status} ({codes})");
+    match status {
+        408 | 429 | 500..=599 => Err(DeliveryError::Transient(text)),
+        400..=499 => Err(DeliveryError::Permanent(text)),
+        // 1xx/3xx here means a proxy or redirect in the way; the outbox
+        // should try again rather than give the message up.
+        _ => Err(DeliveryError::Transient(text)),
     }
 }
 

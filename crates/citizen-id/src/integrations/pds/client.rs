@@ -111,31 +111,7 @@ impl HttpPdsClient {
         }
         let url = format!("{}/Patient", self.base_url);
         let answer = self.send(self.http.get(url).query(&params)).await?;
-        let body = expect_ok(answer.status, answer.body)?;
-        if fhir::error_code(&body).as_deref() == Some("TOO_MANY_MATCHES") {
-            return Err(PdsError::TooManyMatches);
-        }
-        if body.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-            return Err(PdsError::Invalid(
-                "PDS search did not return a Bundle".into(),
-            ));
-        }
-        let entries = body
-            .get("entry")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        entries
-            .into_iter()
-            .filter_map(|mut e| e.get_mut("resource").map(Value::take))
-            .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
-            .map(|r| {
-                let p: Patient = serde_json::from_value(r).map_err(|_| {
-                    PdsError::Invalid("PDS search returned a Patient that could not be read".into())
-                })?;
-                fhir::from_fhir(p, None)
-            })
-            .collect()
+        search_results(answer.status, answer.body)
     }
 
     /// Reads the record first: PDS's JSON Patch names telecom entries by index and id, and its
@@ -264,6 +240,54 @@ impl PdsClient for HttpPdsClient {
     ) -> BoxFuture<'a, Result<PdsPatient, PdsError>> {
         Box::pin(self.update(nhs, mobile, email))
     }
+}
+
+/// A search answer: the patients of a searchset Bundle, or the error it stands for.
+fn search_results(status: u16, body: Option<Value>) -> Result<Vec<PdsPatient>, PdsError> {
+    let body = expect_ok(status, body)?;
+    if fhir::error_code(&body).as_deref() == Some("TOO_MANY_MATCHES") {
+        return Err(PdsError::TooManyMatches);
+    }
+    if body.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return Err(PdsError::Invalid(
+            "PDS search did not return a Bundle".into(),
+        ));
+    }
+    let entries = body
+        .get("entry")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    entries
+        .into_iter()
+        .filter_map(|mut e| e.get_mut("resource").map(Value::take))
+        .filter(|r| r.get("resourceType").and_then(Value::as_str) == Some("Patient"))
+        .map(|r| {
+            let p: Patient = serde_json::from_value(r).map_err(|_| {
+                PdsError::Invalid("PDS search returned a Patient that could not be read".into())
+            })?;
+            fhir::from_fhir(p, None)
+        })
+        .collect()
+}
+
+/// How a PDS answer is read, from the raw status, ETag and body, with no I/O: a read (or an
+/// update's answer) when `search` is false, a search otherwise. The fuzzing entry point
+/// (`fuzz/fuzz_targets/pds_response.rs`); the client reads its answers the same way.
+pub fn read_answer(
+    search: bool,
+    status: u16,
+    etag: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<PdsPatient>, PdsError> {
+    let body = serde_json::from_slice(body).ok();
+    if search {
+        return search_results(status, body);
+    }
+    let patient: Patient = serde_json::from_value(expect_ok(status, body)?).map_err(|_| {
+        PdsError::Invalid("PDS returned a Patient that could not be read".into())
+    })?;
+    Ok(vec![fhir::from_fhir(patient, etag)?])
 }
 
 /// Maps a non-200 answer onto [`PdsError`]; only PDS's error code is kept, as its diagnostics
