@@ -23,6 +23,8 @@ pub const NOW: i64 = 1_700_000_000;
 pub const CLIENT_ID: &str = "fuzz-rp";
 /// The token endpoint URL the client assertion must name in `aud`.
 pub const TOKEN_ENDPOINT: &str = "https://id.example/token";
+/// The issuer identifier, which `aud` may name instead of the token endpoint.
+pub const ISSUER: &str = "https://id.example";
 /// The `kid` the partner's key is registered under.
 pub const KID: &str = "fuzz-k1";
 

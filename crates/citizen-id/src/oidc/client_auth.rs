@@ -220,19 +220,20 @@ fn verify_signature(checked: &CheckedAssertion<'_>, partner: &PartnerRecord) -> 
 }
 
 /// [`authenticate_client`] without the database: the parameter and claim checks, then the
-/// signature against `partner` (standing in for the registry look-up of `iss`). Returns the
+/// signature against `partner` (standing in for the registry look-up of `iss`), with the
+/// `audiences` `aud` may name (the token endpoint and the issuer). Returns the
 /// `jti` the caller would record. No I/O: the fuzzing entry point
 /// (`fuzz/fuzz_targets/client_assertion.rs`).
 pub fn check_offline(
     assertion_type: Option<&str>,
     assertion: Option<&str>,
     form_client_id: Option<&str>,
-    token_endpoint: &str,
+    audiences: &[&str],
     now: i64,
     partner: &PartnerRecord,
 ) -> Result<String, OAuthError> {
     let assertion = check_parameters(assertion_type, assertion)?;
-    let checked = check_assertion(assertion, form_client_id, token_endpoint, now)?;
+    let checked = check_assertion(assertion, form_client_id, audiences, now)?;
     if checked.client_id != partner.client_id {
         return Err(client_error("Unknown client"));
     }
@@ -516,7 +517,7 @@ pub(crate) mod tests {
         let now = 1_700_000_000;
         let token = sign(&pair, json!({"alg": "RS512", "kid": "k1"}), &claims(now));
         let rp = partner(vec![jwk_of(&pair, Some("k1"))]);
-        let run = |t: Option<&str>, rp: &PartnerRecord| check_offline(t, Some(&token), Some("rp"), ENDPOINT, now, rp).map_err(|e| e.code.as_str());
+        let run = |t: Option<&str>, rp: &PartnerRecord| check_offline(t, Some(&token), Some("rp"), &[ENDPOINT, ISSUER], now, rp).map_err(|e| e.code.as_str());
         assert_eq!(run(Some(JWT_BEARER), &rp), Ok("j1".into()));
         assert_eq!(run(None, &rp), Err("invalid_request"));
         // The partner stands in for the registry's answer for iss: another partner is unknown.
