@@ -153,19 +153,8 @@ fn confirm_page(ctx: &Ctx, account: &AccountRecord, status: StatusCode, error: O
 }
 
 /// The signed-in account, or a redirect to sign in (which is fresh itself) and on to `next`.
-async fn account(mut ctx: Ctx, next: Option<&str>) -> Result<(Ctx, AccountRecord), Response> {
-    let Some(id) = ctx.session.account_id().map(String::from) else {
-        ctx.session.data.return_to = next.map(String::from);
-        return Err(ctx.redirect("/signin").await);
-    };
-    match ctx.state.db.account(&id).await {
-        Ok(Some(a)) => Ok((ctx, a)),
-        Ok(None) => {
-            ctx.session.clear();
-            Err(ctx.redirect("/signin").await)
-        }
-        Err(e) => Err(ctx.fail(e)),
-    }
+async fn account(ctx: Ctx, next: Option<&str>) -> Result<(Ctx, AccountRecord), Response> {
+    super::settings::signed_in_returning(ctx, next).await
 }
 
 /// The confirmation in progress for the signed-in account, if any.

@@ -19,9 +19,14 @@ use crate::web::forms::{self, FormData, check_csrf, csrf_failure};
 use crate::web::pages::{Field, Form, ServiceView, ServicesPage, SettingsPage, form, long_date, message, render};
 
 /// The signed-in account, or a redirect to sign in that comes back to `here`.
-pub async fn signed_in(mut ctx: Ctx, here: &str) -> Result<(Ctx, AccountRecord), Response> {
+pub async fn signed_in(ctx: Ctx, here: &str) -> Result<(Ctx, AccountRecord), Response> {
+    signed_in_returning(ctx, Some(here)).await
+}
+
+/// [`signed_in`], coming back to `return_to` (or home) after the sign-in.
+pub async fn signed_in_returning(mut ctx: Ctx, return_to: Option<&str>) -> Result<(Ctx, AccountRecord), Response> {
     let Some(id) = ctx.session.account_id().map(String::from) else {
-        ctx.session.data.return_to = Some(here.to_string());
+        ctx.session.data.return_to = return_to.map(String::from);
         return Err(ctx.redirect("/signin").await);
     };
     match ctx.state.db.account(&id).await {
