@@ -109,6 +109,7 @@ impl SessionData {
             && self.journey.is_none()
             && self.return_to.is_none()
             && self.passkey_ceremony.is_none()
+            && self.reauth.is_none()
     }
 }
 
