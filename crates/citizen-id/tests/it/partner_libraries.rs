@@ -17,7 +17,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::process::{Child, ChildStdin, Command};
 
 use crate::support::protocol::signed_in;
-use crate::support::{Backend, Citizen, TestApp, TestPartner};
+use crate::support::{Citizen, TestApp, TestPartner};
 use citizen_id::partners::{PartnerInput, build};
 use citizen_id::web::demo::DemoPartner;
 
@@ -251,24 +251,6 @@ async fn openid_client_with_its_defaults(app: TestApp) {
     assert_eq!(run.result["refreshed"]["userinfo_sub"].as_str(), Some(run.citizen.id.as_str()));
 }
 
-/// Both databases, on an issuer of `http://localhost:PORT`: Authlib sends to plain HTTP only
-/// on localhost (RFC 8252 7.3), and openid-client is told to allow it.
-macro_rules! on_both_databases_localhost {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(TestApp::start_localhost(Backend::Sqlite).await.expect("sqlite")).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = TestApp::start_localhost(Backend::Postgres).await {
-                    super::$name(app).await
-                }
-            }
-        }
-    )*};
-}
-
-on_both_databases_localhost!(authlib_with_its_defaults, openid_client_with_its_defaults);
+// Both databases, on an issuer of `http://localhost:PORT`: Authlib sends to plain HTTP only
+// on localhost (RFC 8252 7.3), and openid-client is told to allow it.
+crate::at_localhost_on_both_databases!(authlib_with_its_defaults, openid_client_with_its_defaults);

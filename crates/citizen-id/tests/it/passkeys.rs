@@ -17,6 +17,9 @@ use client::PasskeyClient;
 use softkey::{Answer, SoftKey};
 
 /// `on_both_databases!` for servers whose issuer is `http://localhost:PORT`.
+/// `on_both_databases!` on a server at http://localhost (passkeys need a host name; partner
+/// libraries may use http there, RFC 8252 7.3).
+#[macro_export]
 macro_rules! at_localhost_on_both_databases {
     ($($name:ident),* $(,)?) => {$(
         mod $name {

@@ -45,7 +45,7 @@ fn twins() -> PdsPatient {
         .expect("two documented patients share their details")
 }
 
-fn details(p: &PdsPatient) -> Vec<(&'static str, String)> {
+pub(crate) fn details(p: &PdsPatient) -> Vec<(&'static str, String)> {
     let (y, m, d) = (&p.birth_date[0..4], &p.birth_date[5..7], &p.birth_date[8..10]);
     vec![
         ("given_name", p.given_names[0].clone()),

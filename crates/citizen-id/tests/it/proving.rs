@@ -4,7 +4,7 @@
 use citizen_id::integrations::pds::{self, PdsPatient};
 
 use crate::on_both_databases;
-use crate::proofing::send_amnv_code;
+use crate::proofing::{details, send_amnv_code};
 use crate::support::flows::sign_in;
 use crate::support::protocol::{assertion, authorize_url, challenge, exchange};
 use crate::support::web::{Page, WebClient};
@@ -14,18 +14,6 @@ fn patient(family: &str) -> PdsPatient {
     pds::dataset::documented_patients().into_iter().find(|p| p.family_name == family && p.superseded_by.is_none()).unwrap()
 }
 
-fn details(p: &PdsPatient) -> Vec<(&'static str, String)> {
-    let (y, m, d) = (&p.birth_date[0..4], &p.birth_date[5..7], &p.birth_date[8..10]);
-    vec![
-        ("given_name", p.given_names[0].clone()),
-        ("family_name", p.family_name.clone()),
-        ("dob_day", d.trim_start_matches('0').to_string()),
-        ("dob_month", m.trim_start_matches('0').to_string()),
-        ("dob_year", y.to_string()),
-        ("postcode", p.postcode.clone().unwrap_or_default()),
-        ("nhs_number", String::new()),
-    ]
-}
 
 fn with(fields: &[(&'static str, String)], name: &str, value: &str) -> Vec<(&'static str, String)> {
     fields.iter().map(|(k, v)| (*k, if *k == name { value.to_string() } else { v.clone() })).collect()
